@@ -1,0 +1,25 @@
+"""Helpers shared by the dl-course notebooks: one small module per topic.
+
+- ``data``: verified MNIST, splits, normalisation, DataLoaders, one-hot
+- ``models``: LinearNet, MLP, LeNet and the reference LeNet-300-100 and Caffe LeNet-5
+- ``training``: seeding, device choice, the training loop, evaluation
+- ``plots``: digit grids, loss curves, confusion matrices, weight histograms
+- ``widgets``: interactive controls for live demos
+- ``checkpoints`` and ``reference``: saved weights; ``pretrained(name)``, the shipped reference models
+- ``bench``: figures recorded for ``make bench``
+"""
+
+from .bench import record
+from .checkpoints import load_state, save_state
+from .data import DataError, load_mnist, make_loader, make_loaders, one_hot, prepare_mnist
+from .models import build_model, count_parameters
+from .plots import plot_confusion, plot_losses, plot_weight_histograms, show_digits
+from .reference import pretrained
+from .training import confusion_matrix, default_device, evaluate, fit, predict, seed_everything, train_step
+
+__all__ = [
+    "DataError", "build_model", "confusion_matrix", "count_parameters", "default_device", "evaluate", "fit",
+    "load_mnist", "load_state", "make_loader", "make_loaders", "one_hot", "plot_confusion", "plot_losses",
+    "plot_weight_histograms", "predict", "prepare_mnist", "pretrained", "record", "save_state", "seed_everything",
+    "show_digits", "train_step",
+]

@@ -1,0 +1,112 @@
+"""Run notebooks headless, each in a fresh kernel: ``make bench`` and ``make execute``.
+
+    python -m course_utils.run_notebooks bench [NOTEBOOK ...]    # -> bench/results.json
+    python -m course_utils.run_notebooks execute [NOTEBOOK ...]  # store fresh outputs in place
+
+The benchmark measures each notebook's wall-clock seconds (kernel start included) and the
+kernel's peak resident memory, and gathers the figures the notebooks ``record``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from time import perf_counter
+
+import nbformat
+from jupyter_client import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
+
+from .bench import FIGURES_ENV
+from .data import PROJECT_ROOT
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
+CELL_TIMEOUT_S = 900
+PEAK_RSS_CODE = (
+    "import resource, sys\n"
+    "_kb = 1 if sys.platform == 'darwin' else 1024  # ru_maxrss is bytes on macOS, KiB on Linux\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _kb / 2**20)"
+)
+
+
+def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat.NotebookNode, float, float | None, bool]:
+    """Execute ``path`` in a fresh kernel of this Python environment.
+
+    Returns the executed notebook, wall-clock seconds, the kernel's peak RSS in MB (None if
+    the notebook failed before the end) and whether every cell ran without error.
+    """
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_RSS_CODE))
+    if figures_file is not None:
+        os.environ[FIGURES_ENV] = str(figures_file)
+    km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
+    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(path.parent)}})
+    start = perf_counter()
+    ok = True
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        ok = False
+        print(f"{path.name}: {str(err).splitlines()[0] if str(err) else 'error'}", file=sys.stderr)
+    finally:
+        os.environ.pop(FIGURES_ENV, None)
+    seconds = perf_counter() - start
+    peak_cell = nb.cells.pop()
+    peak_mb = float(peak_cell.outputs[0]["text"]) if ok and peak_cell.outputs else None
+    return nb, seconds, peak_mb, ok
+
+
+def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
+    """Run each notebook, merge its measurements and figures into ``results_path``, return the results."""
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.setdefault("notebooks", {})
+    results.setdefault("figures", {})
+    for path in paths:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures_file = Path(tmp) / "figures.jsonl"
+            _, seconds, peak_mb, ok = run_notebook(path, figures_file)
+            lines = figures_file.read_text().splitlines() if figures_file.exists() else []
+        for line in lines:
+            item = json.loads(line)
+            results["figures"][item["name"]] = item["value"]
+        peak = None if peak_mb is None else round(peak_mb)
+        results["notebooks"][path.stem] = {"seconds": round(seconds, 1), "peak_rss_mb": peak, "ok": ok}
+        print(f"{path.stem:32s} {seconds:7.1f} s {peak or '?':>7} MB  {'ok' if ok else 'FAILED'}", flush=True)
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def execute(paths: list[Path]) -> bool:
+    """Run each notebook and store its fresh outputs in place; False if any failed."""
+    all_ok = True
+    for path in paths:
+        nb, seconds, _, ok = run_notebook(path)
+        if ok:
+            nbformat.write(nb, path)
+        all_ok &= ok
+        print(f"{path.name}: {'stored' if ok else 'FAILED, left unchanged'} ({seconds:.0f} s)", flush=True)
+    return all_ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["bench", "execute"])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    args = parser.parse_args(argv)
+    paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    if args.action == "bench":
+        results = bench(paths)
+        return 0 if all(results["notebooks"][p.stem]["ok"] for p in paths) else 1
+    return 0 if execute(paths) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+import json
+
+import nbformat
+
+from course_utils.run_notebooks import bench, execute
+
+
+def write_notebook(path, *sources):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+    return path
+
+
+def test_bench_measures_a_notebook_and_collects_its_figures(tmp_path):
+    good = write_notebook(tmp_path / "good.ipynb", "from course_utils import record\nrecord('demo.acc', 0.75)",
+                          "big = bytearray(200 * 2**20)  # touch 200 MB")
+    bad = write_notebook(tmp_path / "bad.ipynb", "raise ValueError('boom')")
+    results_path = tmp_path / "results.json"
+    bench([good, bad], results_path)
+    results = json.loads(results_path.read_text())
+    assert results["figures"] == {"demo.acc": 0.75}
+    assert results["notebooks"]["good"]["ok"] is True and results["notebooks"]["bad"]["ok"] is False
+    assert results["notebooks"]["good"]["peak_rss_mb"] >= 200
+    assert results["notebooks"]["good"]["seconds"] > 0
+
+
+def test_execute_stores_outputs_without_the_measuring_cell(tmp_path):
+    path = write_notebook(tmp_path / "n.ipynb", "print(6 * 7)")
+    assert execute([path])
+    nb = nbformat.read(path, as_version=4)
+    assert len(nb.cells) == 1
+    assert nb.cells[0].outputs[0]["text"] == "42\n"
