@@ -6,7 +6,10 @@
 - ``plots``: digit grids, loss curves, confusion matrices, weight histograms
 - ``widgets``: interactive controls for live demos
 - ``checkpoints`` and ``reference``: saved weights; ``pretrained(name)``, the shipped reference models
-- ``bench``: figures recorded for ``make bench``
+- ``bench`` and ``run_notebooks``: figures recorded for ``make bench``, notebooks run headless
+- ``cost`` and ``timing``: parameters, MACs, bytes, energy; honest latency measurements
+- ``pruning`` and ``neurons``: weight pruning, sparse storage; group regularisers, smaller layers
+- ``display`` and ``exercises``: tables and source code in notebooks; exercise self-checks
 """
 
 from .bench import record

@@ -28,7 +28,7 @@ def test_sha256_of_known_bytes(tmp_path):
     assert sha256_file(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-@pytest.mark.parametrize("name", ["lenet300", "lenet5"])
+@pytest.mark.parametrize("name", ["lenet", "lenet300", "lenet5"])
 def test_shipped_reference_checkpoints_load_and_are_accurate(name, mnist):
     model = pretrained(name)
     assert not model.training

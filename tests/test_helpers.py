@@ -58,3 +58,12 @@ def test_digit_explorer_offers_every_test_digit(mnist):
     slider = explorer.children[0]
     assert (slider.min, slider.max) == (0, 9_999)
     plt.close("all")
+
+
+def test_markdown_table_aligns_numbers_and_separates_thousands(capsys):
+    from course_utils.display import markdown_table, show_table
+
+    text = markdown_table(["model", "parameters"], [("lenet", 61_706), ("mlp", 104_690)])
+    assert text.splitlines() == ["| model | parameters |", "| --- | ---: |", "| lenet | 61,706 |", "| mlp | 104,690 |"]
+    show_table(["a"], [(1,)])
+    assert capsys.readouterr().out.startswith("| a |")

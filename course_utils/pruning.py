@@ -1,0 +1,159 @@
+"""Weight pruning (notebook 06): magnitude masks, masks that survive training, sparse storage.
+
+A *mask* is a boolean tensor shaped like a weight: True keeps the weight, False prunes it.
+Masks are keyed by parameter name, e.g. ``{"fc1.weight": mask}``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .training import evaluate, fit
+
+Masks = dict[str, torch.Tensor]
+PRUNABLE = (nn.Linear, nn.Conv2d)
+
+
+def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The weight of every Linear and Conv2d layer, by parameter name (biases are never pruned)."""
+    return {f"{name}.weight": m.weight for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+
+
+def check_sparsity(sparsity: float) -> None:
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1), got {sparsity}")
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Keep the largest-magnitude weights, prune exactly ``round(sparsity * n)`` of the smallest.
+
+    Ties are broken by position, so the sparsity is exact whatever the values.
+    """
+    check_sparsity(sparsity)
+    n_pruned = round(sparsity * weight.numel())
+    smallest_first = weight.detach().abs().flatten().argsort(stable=True)  # (n,)
+    keep = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
+    keep[smallest_first[:n_pruned]] = False
+    return keep.view_as(weight)
+
+
+def layer_masks(model: nn.Module, sparsity: dict[str, float]) -> Masks:
+    """A magnitude mask for each named weight, each at its own sparsity."""
+    weights = prunable_weights(model)
+    unknown = set(sparsity) - set(weights)
+    if unknown:
+        raise ValueError(f"cannot prune {sorted(unknown)}: prunable weights are {sorted(weights)}")
+    return {name: magnitude_mask(weights[name], s) for name, s in sparsity.items()}
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: Masks) -> None:
+    """Set every pruned weight to zero, in place."""
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        params[name].mul_(mask)
+
+
+def keep_pruned(optimizer: torch.optim.Optimizer, model: nn.Module, masks: Masks):
+    """Re-apply ``masks`` after every ``optimizer.step()``, so pruned weights stay zero while
+    the rest retrain (momentum and weight decay would otherwise revive them).
+
+    Returns the hook handle; ``handle.remove()`` stops it.
+    """
+    apply_masks(model, masks)
+    return optimizer.register_step_post_hook(lambda *_: apply_masks(model, masks))
+
+
+def kept_fraction(masks: Masks) -> float:
+    """Fraction of the masked weights that are kept."""
+    kept = sum(int(m.sum()) for m in masks.values())
+    return kept / sum(m.numel() for m in masks.values())
+
+
+def model_kept_fraction(model: nn.Module) -> float:
+    """Fraction of nonzero weights over all prunable layers of ``model``."""
+    weights = prunable_weights(model).values()
+    return sum(int((w != 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+
+
+def csr_bytes(weight: torch.Tensor, index_bits: int = 32, value_bits: int = 32) -> int:
+    """Bytes of ``weight`` (as a matrix ``(rows, -1)``) in compressed sparse row form:
+    nonzero values, their column indices and ``rows + 1`` row pointers."""
+    matrix = weight.detach().reshape(weight.shape[0], -1)
+    nnz = int((matrix != 0).sum())
+    return (nnz * (value_bits + index_bits) + (matrix.shape[0] + 1) * index_bits) // 8
+
+
+def serialized_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    """Bytes that ``torch.save`` writes for ``tensors`` (what the file on disk would take)."""
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    return buffer.getbuffer().nbytes
+
+
+def sparse_csr(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` as a matrix ``(rows, -1)`` in PyTorch's compressed sparse row layout."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return weight.detach().reshape(weight.shape[0], -1).to_sparse_csr()
+
+
+def to_csr_int32(weight: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The CSR parts of ``weight`` as a matrix ``(rows, -1)``: fp32 values, int32 indices."""
+    csr = sparse_csr(weight)
+    return {"values": csr.values(), "col_indices": csr.col_indices().int(), "crow_indices": csr.crow_indices().int()}
+
+
+def structured_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Coarse-grained pruning: drop whole rows (output neurons, or conv filters) with the smallest
+    L2 norm, ``round(sparsity * rows)`` of them; the mask is shaped like ``weight``."""
+    check_sparsity(sparsity)
+    rows = weight.shape[0]
+    norms = weight.detach().reshape(rows, -1).norm(dim=1)
+    keep_rows = torch.ones(rows, dtype=torch.bool, device=weight.device)
+    keep_rows[norms.argsort(stable=True)[: round(sparsity * rows)]] = False
+    return keep_rows.view(-1, *[1] * (weight.dim() - 1)).expand_as(weight).clone()
+
+
+def sparsity_ramp(final: float, step: int, steps: int) -> float:
+    """Sparsity after ``step`` of ``steps`` rounds: a cubic ramp from 0 to ``final`` that prunes
+    much early and little at the end (Zhu and Gupta 2017, arXiv 1710.01878)."""
+    if not 0 <= step <= steps:
+        raise ValueError(f"step must lie in [0, {steps}], got {step}")
+    return final * (1 - (1 - step / steps) ** 3)
+
+
+@dataclass(frozen=True)
+class PruneRound:
+    """One round of prune-and-retrain: weights kept, and validation accuracy before and after retraining."""
+
+    kept: float
+    acc_pruned: float
+    acc_retrained: float
+
+
+def iterative_prune(model: nn.Module, final_sparsity: dict[str, float], train_loader, val_loader,
+                    rounds: int = 4, epochs_per_round: int = 1, lr: float = 0.01) -> tuple[Masks, list[PruneRound]]:
+    """Han et al. 2015's loop: prune the smallest weights, retrain the rest with the pruned ones
+    held at zero, and repeat with a higher sparsity, ``rounds`` times up to ``final_sparsity``.
+
+    Started from a trained model this is *static* pruning with retraining; started from a fresh
+    model, with the rounds spread over the whole training, it is *dynamic* pruning.
+    """
+    history = []
+    for step in range(1, rounds + 1):
+        masks = layer_masks(model, {name: sparsity_ramp(s, step, rounds) for name, s in final_sparsity.items()})
+        apply_masks(model, masks)
+        acc_pruned = evaluate(model, val_loader)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs_per_round * len(train_loader))
+        handle = keep_pruned(optimizer, model, masks)
+        fit(model, train_loader, optimizer, epochs_per_round, scheduler=scheduler, live_plot=False, progress=False)
+        handle.remove()
+        history.append(PruneRound(kept_fraction(masks), acc_pruned, evaluate(model, val_loader)))
+    return masks, history

@@ -1,0 +1,108 @@
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from course_utils.models import build_model
+from course_utils.pruning import (apply_masks, csr_bytes, iterative_prune, keep_pruned, kept_fraction, layer_masks,
+                                  magnitude_mask, model_kept_fraction, prunable_weights, sparse_csr, sparsity_ramp,
+                                  structured_mask, to_csr_int32)
+
+
+def test_magnitude_mask_on_a_hand_made_tensor():
+    w = torch.tensor([0.1, -0.5, 0.05, 2.0, -0.01, 0.3])
+    assert magnitude_mask(w, 0.5).tolist() == [False, True, False, True, False, True]
+    assert magnitude_mask(w, 0.0).all()
+
+
+@given(n=st.integers(1, 400), sparsity=st.floats(0.0, 0.999), ties=st.booleans())
+def test_magnitude_mask_sparsity_is_exact(n, sparsity, ties):
+    w = torch.ones(n) if ties else torch.randn(n, generator=torch.Generator().manual_seed(n))
+    mask = magnitude_mask(w, sparsity)
+    assert int((~mask).sum()) == round(sparsity * n)
+    if not ties and mask.any() and (~mask).any():
+        assert w[mask].abs().min() >= w[~mask].abs().max()
+
+
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5])
+def test_sparsity_outside_the_range_is_refused(sparsity):
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        magnitude_mask(torch.ones(4), sparsity)
+
+
+def test_a_layer_that_cannot_be_pruned_is_refused():
+    with pytest.raises(ValueError, match=r"cannot prune \['fc1.bias'\]"):
+        layer_masks(build_model("lenet300"), {"fc1.bias": 0.5})
+
+
+def test_masks_survive_optimiser_steps_with_momentum_and_weight_decay():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+    masks = layer_masks(model, {"0.weight": 0.6, "2.weight": 0.5})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.1)
+    handle = keep_pruned(optimizer, model, masks)
+    for _ in range(10):
+        optimizer.zero_grad()
+        model(torch.randn(16, 6)).pow(2).mean().backward()
+        optimizer.step()
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        assert (params[name][~mask] == 0).all()
+        assert (params[name][mask] != 0).all()
+    handle.remove()
+    optimizer.zero_grad()
+    model(torch.randn(16, 6)).pow(2).mean().backward()
+    optimizer.step()
+    assert (params["0.weight"][~masks["0.weight"]] != 0).any()  # without the hook they revive
+
+
+def test_kept_fractions():
+    model = build_model("lenet300")
+    masks = layer_masks(model, {"fc1.weight": 0.9, "fc2.weight": 0.5, "fc3.weight": 0.0})
+    apply_masks(model, masks)
+    expected = (23_520 + 15_000 + 1_000) / 266_200
+    assert kept_fraction(masks) == pytest.approx(expected)
+    assert model_kept_fraction(model) == pytest.approx(expected, abs=1e-4)
+    assert sorted(prunable_weights(model)) == ["fc1.weight", "fc2.weight", "fc3.weight"]
+
+
+def test_structured_mask_drops_whole_rows():
+    w = torch.tensor([[0.1, 0.1], [3.0, -1.0], [0.2, -0.2]])
+    assert structured_mask(w, 1 / 3).tolist() == [[False, False], [True, True], [True, True]]
+    conv = torch.randn(8, 3, 5, 5)
+    mask = structured_mask(conv, 0.25)
+    assert mask.shape == conv.shape
+    assert int((~mask).reshape(8, -1).all(dim=1).sum()) == 2
+
+
+def test_sparsity_ramp_is_cubic_and_ends_at_the_target():
+    assert [sparsity_ramp(0.8, k, 2) for k in range(3)] == pytest.approx([0.0, 0.7, 0.8])
+    with pytest.raises(ValueError):
+        sparsity_ramp(0.5, 3, 2)
+
+
+def test_csr_bytes_by_formula_and_layout():
+    m = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
+    assert csr_bytes(m) == 3 * 8 + 3 * 4
+    assert csr_bytes(m, index_bits=16, value_bits=8) == (3 * 24 + 3 * 16) // 8
+    parts = to_csr_int32(m)
+    assert parts["values"].tolist() == [2.0, 1.0, 3.0]
+    assert parts["col_indices"].tolist() == [1, 0, 2] and parts["col_indices"].dtype == torch.int32
+    assert parts["crow_indices"].tolist() == [0, 1, 3]
+    assert torch.equal(sparse_csr(m).to_dense(), m)
+
+
+def test_iterative_prune_reaches_the_target_and_keeps_learning(mnist):
+    from course_utils.data import DigitDataset, make_loader
+
+    torch.manual_seed(0)
+    small = DigitDataset(mnist.train.images[:1000], mnist.train.labels[:1000], mnist.train.mean, mnist.train.std)
+    model = build_model("lenet300")
+    masks, rounds = iterative_prune(model, {"fc1.weight": 0.9, "fc2.weight": 0.8}, make_loader(small, 100, shuffle=True),
+                                    make_loader(mnist.val, 1000), rounds=2, epochs_per_round=2, lr=0.05)
+    # round 1 of 2 on the cubic ramp: 7/8 of each final sparsity; round 2: the final sparsity
+    assert [r.kept for r in rounds] == pytest.approx([(235_200 * (1 - 0.9 * 7 / 8) + 30_000 * (1 - 0.8 * 7 / 8)) / 265_200,
+                                                      (235_200 * 0.1 + 30_000 * 0.2) / 265_200], abs=1e-5)
+    assert (model.fc1.weight[~masks["fc1.weight"]] == 0).all()
+    assert rounds[-1].acc_retrained > max(rounds[-1].acc_pruned, 0.5)  # retraining helps, far above chance
