@@ -5,13 +5,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser-installed
 
-.PHONY: setup data lab test unit notebooks bench execute clean
+.PHONY: setup data lab test lint unit notebooks test-browser bench execute clean-outputs slides clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --editable '.[test]'
 	touch $(STAMP)
+
+$(BROWSER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --editable '.[test,browser]'
+	touch $(BROWSER_STAMP)
 
 setup: $(STAMP) data
 
@@ -19,22 +24,46 @@ data: $(STAMP)
 	$(PY) -c "from course_utils.data import prepare_mnist; print('MNIST verified and unpacked in', prepare_mnist())"
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: unit notebooks
+test: lint unit notebooks test-browser
+
+lint: setup
+	$(VENV)/bin/ruff check course_utils tests notebooks
 
 unit: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --ignore=tests/browser
 
 # Every notebook as a test, with networking off for the kernel (see tools/offline).
 notebooks: setup
 	tools/offline $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/
 
+# Every notebook run through JupyterLab's UI in headless Chromium, networking off.
+# Where chromium cannot be had, this says so and is skipped, except in CI, where it must run.
+test-browser: setup $(BROWSER_STAMP)
+	@if tools/ensure-chromium; then \
+		tools/offline $(PY) -m pytest tests/browser -p no:cacheprovider; \
+	elif [ -n "$$CI" ]; then exit 1; \
+	else echo "browser test skipped: chromium is not available"; fi
+
 bench: setup
 	$(PY) -m course_utils.run_notebooks bench
+	@if tools/ensure-chromium && $(MAKE) --no-print-directory $(BROWSER_STAMP) >/dev/null; then \
+		rm -f build/browser/summary.json; \
+		tools/offline $(PY) -m pytest tests/browser -q -p no:cacheprovider || true; \
+		$(PY) -m course_utils.run_notebooks browser-figures; \
+	fi
 
 execute: setup
 	$(PY) -m course_utils.run_notebooks execute
 
+clean-outputs: setup
+	$(PY) -m course_utils.run_notebooks clean
+
+# Slides for lectures, in build/slides (offline when npm can fetch their JavaScript, see tools/vendor-slides).
+slides: setup
+	tools/vendor-slides
+	$(PY) -m course_utils.slides
+
 clean:
-	rm -rf $(VENV) data/mnist/MNIST data/checkpoints/cache bench/results.json
+	rm -rf $(VENV) build data/mnist/MNIST data/checkpoints/cache bench/results.json

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
-def check(what: str, test: Callable[[], bool]) -> bool:
+def check(what: str, test: Callable[[], bool]) -> None:
     """Run ``test`` and print whether the exercise ``what`` passes; never raises."""
     try:
         passed = bool(test())
     except NotImplementedError:
         print(f"… {what}: not attempted yet")
-        return False
+        return
     except Exception as err:  # a student's bug is reported, not raised
         print(f"✗ {what}: raised {type(err).__name__}: {err}")
-        return False
+        return
     print(f"{'✓' if passed else '✗'} {what}")
-    return passed

@@ -2,6 +2,8 @@
 
     python -m course_utils.run_notebooks bench [NOTEBOOK ...]    # -> bench/results.json
     python -m course_utils.run_notebooks execute [NOTEBOOK ...]  # store fresh outputs in place
+    python -m course_utils.run_notebooks clean [NOTEBOOK ...]    # strip outputs in place
+    python -m course_utils.run_notebooks browser-figures         # browser test counts -> results
 
 The benchmark measures each notebook's wall-clock seconds (kernel start included) and the
 kernel's peak resident memory, and gathers the figures the notebooks ``record``.
@@ -28,6 +30,7 @@ from .data import PROJECT_ROOT
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
+BROWSER_SUMMARY = PROJECT_ROOT / "build" / "browser" / "summary.json"
 CELL_TIMEOUT_S = 900
 PEAK_RSS_CODE = (
     "import resource, sys\n"
@@ -63,11 +66,21 @@ def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat
     return nb, seconds, peak_mb, ok
 
 
-def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
-    """Run each notebook, merge its measurements and figures into ``results_path``, return the results."""
+def load_results(results_path: Path = RESULTS_PATH) -> dict:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.setdefault("notebooks", {})
     results.setdefault("figures", {})
+    return results
+
+
+def save_results(results: dict, results_path: Path = RESULTS_PATH) -> None:
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
+    """Run each notebook, merge its measurements and figures into ``results_path``, return the results."""
+    results = load_results(results_path)
     for path in paths:
         with tempfile.TemporaryDirectory() as tmp:
             figures_file = Path(tmp) / "figures.jsonl"
@@ -79,9 +92,30 @@ def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
         peak = None if peak_mb is None else round(peak_mb)
         results["notebooks"][path.stem] = {"seconds": round(seconds, 1), "peak_rss_mb": peak, "ok": ok}
         print(f"{path.stem:32s} {seconds:7.1f} s {peak or '?':>7} MB  {'ok' if ok else 'FAILED'}", flush=True)
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        save_results(results, results_path)
     return results
+
+
+def record_browser_figures(summary_path: Path = BROWSER_SUMMARY, results_path: Path = RESULTS_PATH) -> dict:
+    """Add the browser test's counts (``browser.notebooks_passed``, ``browser.notebooks_total``) to the results."""
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    results = load_results(results_path)
+    results["figures"]["browser.notebooks_passed"] = sum(summary.values())
+    results["figures"]["browser.notebooks_total"] = len(summary)
+    save_results(results, results_path)
+    print(f"browser: {sum(summary.values())} of {len(summary)} notebooks passed")
+    return results
+
+
+def clear_outputs(paths: list[Path]) -> None:
+    """Strip every output and execution count, in place."""
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(nb, path)
+        print(f"{path.name}: outputs cleared")
 
 
 def execute(paths: list[Path]) -> bool:
@@ -98,13 +132,19 @@ def execute(paths: list[Path]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["bench", "execute"])
+    parser.add_argument("action", choices=["bench", "execute", "clean", "browser-figures"])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     if args.action == "bench":
         results = bench(paths)
         return 0 if all(results["notebooks"][p.stem]["ok"] for p in paths) else 1
+    if args.action == "clean":
+        clear_outputs(paths)
+        return 0
+    if args.action == "browser-figures":
+        record_browser_figures()
+        return 0
     return 0 if execute(paths) else 1
 
 

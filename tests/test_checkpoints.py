@@ -12,7 +12,7 @@ def test_state_dict_round_trip(tmp_path):
     model = build_model("lenet")
     path = save_state(model, tmp_path / "sub" / "lenet.pt")
     loaded = load_state(build_model("lenet"), path)
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 

@@ -6,8 +6,19 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from course_utils.data import (DEFAULT_MNIST_DIR, MNIST_FILES, DataError, DigitDataset, load_mnist, make_loader,
-                               one_hot, pixel_mean_std, prepare_mnist, read_checksums, split_indices)
+from course_utils.data import (
+    DEFAULT_MNIST_DIR,
+    MNIST_FILES,
+    DataError,
+    DigitDataset,
+    load_mnist,
+    make_loader,
+    one_hot,
+    pixel_mean_std,
+    prepare_mnist,
+    read_checksums,
+    split_indices,
+)
 
 CANONICAL_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",

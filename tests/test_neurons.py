@@ -3,8 +3,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.neurons import (connected_neurons, group_penalty, incoming_norms, l1_penalty, outgoing_norms,
-                                  shrink_inputs, shrink_pair)
+from course_utils.neurons import (
+    connected_neurons,
+    group_penalty,
+    incoming_norms,
+    l1_penalty,
+    outgoing_norms,
+    shrink_inputs,
+    shrink_pair,
+)
 
 
 @pytest.fixture

@@ -5,9 +5,21 @@ from hypothesis import strategies as st
 from torch import nn
 
 from course_utils.models import build_model
-from course_utils.pruning import (apply_masks, csr_bytes, iterative_prune, keep_pruned, kept_fraction, layer_masks,
-                                  magnitude_mask, model_kept_fraction, prunable_weights, sparse_csr, sparsity_ramp,
-                                  structured_mask, to_csr_int32)
+from course_utils.pruning import (
+    apply_masks,
+    csr_bytes,
+    iterative_prune,
+    keep_pruned,
+    kept_fraction,
+    layer_masks,
+    magnitude_mask,
+    model_kept_fraction,
+    prunable_weights,
+    sparse_csr,
+    sparsity_ramp,
+    structured_mask,
+    to_csr_int32,
+)
 
 
 def test_magnitude_mask_on_a_hand_made_tensor():

@@ -29,3 +29,28 @@ def test_execute_stores_outputs_without_the_measuring_cell(tmp_path):
     nb = nbformat.read(path, as_version=4)
     assert len(nb.cells) == 1
     assert nb.cells[0].outputs[0]["text"] == "42\n"
+
+
+def test_clear_outputs_strips_outputs_and_counts(tmp_path):
+    from course_utils.run_notebooks import clear_outputs
+
+    path = write_notebook(tmp_path / "n.ipynb", "print(1)")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells[0].execution_count = 1
+    nbformat.write(nb, path)
+    clear_outputs([path])
+    cell = nbformat.read(path, as_version=4).cells[0]
+    assert cell.outputs == [] and cell.execution_count is None
+
+
+def test_browser_counts_are_added_to_the_results(tmp_path):
+    from course_utils.run_notebooks import record_browser_figures
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"00_start_here": True, "01_mnist_data": False, "02_linear_model": True}))
+    results_path = tmp_path / "results.json"
+    results_path.write_text(json.dumps({"notebooks": {}, "figures": {"lenet.test_acc": 0.99}}))
+    figures = record_browser_figures(summary, results_path)["figures"]
+    assert figures == {"lenet.test_acc": 0.99, "browser.notebooks_passed": 2, "browser.notebooks_total": 3}
+    assert json.loads(results_path.read_text())["figures"] == figures

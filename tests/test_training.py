@@ -4,8 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.data import DigitDataset, make_loader
-from course_utils.training import (confusion_matrix, default_device, evaluate, fit, predict, seed_everything,
-                                   train_step)
+from course_utils.training import confusion_matrix, default_device, evaluate, fit, predict, seed_everything, train_step
 
 
 def test_one_optimisation_step_lowers_the_loss(mnist):
