@@ -25,7 +25,7 @@ class LinearNet(nn.Module):
 
 
 class MLP(nn.Module):
-    """The lecture's multilayer perceptron 784-120-80-10 with ReLU."""
+    """A multilayer perceptron 784-h1-h2-10 with ReLU; by default the lecture's 784-120-80-10."""
 
     def __init__(self, hidden: tuple[int, int] = (120, 80)):
         super().__init__()
@@ -35,8 +35,8 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)  # (B, 784)
-        x = F.relu(self.fc1(x))  # (B, 120)
-        x = F.relu(self.fc2(x))  # (B, 80)
+        x = F.relu(self.fc1(x))  # (B, h1)
+        x = F.relu(self.fc2(x))  # (B, h2)
         return self.fc3(x)  # (B, 10)
 
 
@@ -68,20 +68,12 @@ class LeNet(nn.Module):
         return self.fc3(x)  # (B, 10)
 
 
-class LeNet300(nn.Module):
-    """LeNet-300-100 (LeCun et al. 1998; Han et al. 2015's first MNIST model): 266,610 parameters."""
+class LeNet300(MLP):
+    """LeNet-300-100 (LeCun et al. 1998; Han et al. 2015's first MNIST model): the MLP 784-300-100-10,
+    266,610 parameters."""
 
     def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(28 * 28, 300)
-        self.fc2 = nn.Linear(300, 100)
-        self.fc3 = nn.Linear(100, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)  # (B, 784)
-        x = F.relu(self.fc1(x))  # (B, 300)
-        x = F.relu(self.fc2(x))  # (B, 100)
-        return self.fc3(x)  # (B, 10)
+        super().__init__(hidden=(300, 100))
 
 
 class CaffeLeNet5(nn.Module):
