@@ -1,7 +1,7 @@
 """Helpers shared by the dl-course notebooks: one small module per topic.
 
 - ``data``: verified MNIST, splits, normalisation, DataLoaders, one-hot
-- ``models``: LinearNet, MLP, LeNet and the reference LeNet-300-100 and Caffe LeNet-5
+- ``models``: LinearNet, MLP, LeNet, the reference LeNet-300-100 and Caffe LeNet-5, BinaryConnect's MLP
 - ``training``: seeding, device choice, the training loop, evaluation
 - ``plots``: digit grids, loss curves, confusion matrices, weight histograms
 - ``widgets``: interactive controls for live demos
@@ -9,6 +9,11 @@
 - ``bench`` and ``run_notebooks``: figures recorded for ``make bench``, notebooks run headless
 - ``cost`` and ``timing``: parameters, MACs, bytes, energy; honest latency measurements
 - ``pruning`` and ``neurons``: weight pruning, sparse storage; group regularisers, smaller layers
+- ``quantization`` and ``int8``: binary and uniform quantization, BinaryConnect; real int8 inference
+- ``sharing``, ``huffman`` and ``deep_compression``: k-means weight sharing, product and residual
+  quantization; Huffman coding; pruned and shared layers encoded with every byte counted
+- ``fixed_point``: fixed-point formats, integer-only inference, stochastic rounding
+- ``gap``: the global-average-pooling network, class activation maps, digits on larger canvases
 - ``display`` and ``exercises``: tables and source code in notebooks; exercise self-checks
 """
 

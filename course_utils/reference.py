@@ -4,13 +4,16 @@
 model is trained with its recipe below and cached in ``data/checkpoints/cache``, so the next
 call is instant. Reproduce the shipped files (and their ``SHA256SUMS``) with
 
-    python -m course_utils.reference lenet lenet300 lenet5
+    python -m course_utils.reference lenet lenet300 lenet5 binaryconnect lenet300_pruned lenet5_pruned
+
+(the pruned models start from the shipped ``lenet300`` and ``lenet5``).
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from time import perf_counter
 
 import torch
 from torch import nn
@@ -18,6 +21,8 @@ from torch import nn
 from .checkpoints import load_state, save_state, sha256_file
 from .data import PROJECT_ROOT, DataError, load_mnist, make_loaders, read_checksums
 from .models import build_model
+from .pruning import HAN_SPARSITY, iterative_prune
+from .quantization import clip_weights
 from .training import History, evaluate, fit, seed_everything
 
 CHECKPOINT_DIR = PROJECT_ROOT / "data" / "checkpoints"
@@ -27,7 +32,8 @@ SUMS_PATH = CHECKPOINT_DIR / "SHA256SUMS"
 
 @dataclass(frozen=True)
 class Recipe:
-    """SGD with momentum and weight decay; the learning rate follows a cosine from ``lr`` to 0."""
+    """SGD with momentum and weight decay (or Adam, for BinaryConnect); the learning rate follows
+    a cosine from ``lr`` to 0."""
 
     epochs: int
     lr: float
@@ -35,13 +41,45 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     seed: int = 0
+    optimizer: str = "sgd"
 
 
 RECIPES = {
     "lenet": Recipe(epochs=8, lr=0.05),
     "lenet300": Recipe(epochs=30, lr=0.05),
     "lenet5": Recipe(epochs=20, lr=0.05),
+    "binaryconnect": Recipe(epochs=10, lr=0.01, weight_decay=0.0, optimizer="adam"),
+    "gap": Recipe(epochs=10, lr=0.05),
 }
+
+
+@dataclass(frozen=True)
+class PruneRecipe:
+    """Han et al.'s iterative prune-and-retrain (notebook 06) of the trained model ``base``, to the
+    per-layer sparsities ``pruning.HAN_SPARSITY[base]``."""
+
+    base: str
+    rounds: int
+    epochs_per_round: int
+    lr: float = 0.03
+    seed: int = 0
+
+
+PRUNE_RECIPES = {
+    "lenet300_pruned": PruneRecipe("lenet300", rounds=4, epochs_per_round=4),
+    "lenet5_pruned": PruneRecipe("lenet5", rounds=3, epochs_per_round=3),
+}
+
+
+def prune_reference(name: str) -> nn.Module:
+    """Prune the shipped trained model behind ``name`` with its recipe; pruned weights are zeros."""
+    recipe = PRUNE_RECIPES[name]
+    seed_everything(recipe.seed)
+    loaders = make_loaders(load_mnist(), seed=recipe.seed)
+    model = pretrained(recipe.base)
+    iterative_prune(model, HAN_SPARSITY[recipe.base], loaders.train, loaders.val, rounds=recipe.rounds,
+                    epochs_per_round=recipe.epochs_per_round, lr=recipe.lr)
+    return model.cpu()
 
 
 def train_reference(name: str, progress: bool = True) -> tuple[nn.Module, History]:
@@ -50,8 +88,12 @@ def train_reference(name: str, progress: bool = True) -> tuple[nn.Module, Histor
     seed_everything(recipe.seed)
     loaders = make_loaders(load_mnist(), recipe.batch_size, seed=recipe.seed)
     model = build_model(name)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                    weight_decay=recipe.weight_decay)
+    optimizer.register_step_post_hook(lambda *_: clip_weights(model))  # BinaryConnect's clip; no-op elsewhere
     steps = recipe.epochs * len(loaders.train)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     history = fit(model, loaders.train, optimizer, recipe.epochs, val_loader=loaders.val,
@@ -65,8 +107,8 @@ def pretrained(name: str, device: torch.device | str | None = None) -> nn.Module
     Uses the shipped checkpoint (refusing one whose SHA-256 does not match ``SHA256SUMS``),
     else a cached one, else trains and caches it (about a minute or several, see RECIPES).
     """
-    if name not in RECIPES:
-        raise ValueError(f"no pretrained model {name!r}; choose one of {sorted(RECIPES)}")
+    if name not in RECIPES and name not in PRUNE_RECIPES:
+        raise ValueError(f"no pretrained model {name!r}; choose one of {sorted(RECIPES) + sorted(PRUNE_RECIPES)}")
     shipped = CHECKPOINT_DIR / f"{name}.pt"
     if shipped.exists():
         expected = read_checksums(SUMS_PATH).get(shipped.name)
@@ -82,21 +124,24 @@ def pretrained(name: str, device: torch.device | str | None = None) -> nn.Module
         path = CACHE_DIR / f"{name}.pt"
         if not path.exists():
             print(f"{shipped.name} is not shipped here: training {name} with its recipe, once ...")
-            model, _ = train_reference(name)
+            model = prune_reference(name) if name in PRUNE_RECIPES else train_reference(name)[0]
             save_state(model, path)
-    return load_state(build_model(name), path, device).eval()
+    architecture = PRUNE_RECIPES[name].base if name in PRUNE_RECIPES else name
+    return load_state(build_model(architecture), path, device).eval()
 
 
 def main(names: list[str]) -> None:
     """Retrain the named reference models, ship them and rewrite ``SHA256SUMS``."""
     sums = read_checksums(SUMS_PATH) if SUMS_PATH.exists() else {}
     test_loader = make_loaders(load_mnist()).test
-    for name in names or sorted(RECIPES):
-        model, history = train_reference(name)
+    for name in names or sorted(RECIPES) + sorted(PRUNE_RECIPES):
+        start = perf_counter()
+        model = prune_reference(name) if name in PRUNE_RECIPES else train_reference(name)[0]
+        seconds = perf_counter() - start
         path = save_state(model, CHECKPOINT_DIR / f"{name}.pt")
         sums[path.name] = sha256_file(path)
         print(f"{name}: test accuracy {evaluate(model, test_loader):.4f}, "
-              f"{history.train_seconds:.0f} s of training, {path.stat().st_size:,} bytes")
+              f"{seconds:.0f} s of training, {path.stat().st_size:,} bytes")
     SUMS_PATH.write_text("".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items())))
 
 

@@ -57,7 +57,8 @@ def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat
         client.execute()
     except CellExecutionError as err:
         ok = False
-        print(f"{path.name}: {str(err).splitlines()[0] if str(err) else 'error'}", file=sys.stderr)
+        lines = str(err).splitlines()
+        print(f"{path.name}: " + "\n".join(lines[:1] + lines[-12:]), file=sys.stderr)  # the cell and the error
     finally:
         os.environ.pop(FIGURES_ENV, None)
     seconds = perf_counter() - start

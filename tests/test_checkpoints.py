@@ -5,6 +5,7 @@ import course_utils.reference as reference_module
 from course_utils.checkpoints import load_state, save_state, sha256_file
 from course_utils.data import DataError
 from course_utils.models import build_model
+from course_utils.pruning import HAN_SPARSITY, model_kept_fraction
 from course_utils.reference import RECIPES, Recipe, pretrained
 
 
@@ -28,7 +29,7 @@ def test_sha256_of_known_bytes(tmp_path):
     assert sha256_file(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-@pytest.mark.parametrize("name", ["lenet", "lenet300", "lenet5"])
+@pytest.mark.parametrize("name", ["lenet", "lenet300", "lenet5", "binaryconnect", "lenet300_pruned", "lenet5_pruned"])
 def test_shipped_reference_checkpoints_load_and_are_accurate(name, mnist):
     model = pretrained(name)
     assert not model.training
@@ -38,8 +39,17 @@ def test_shipped_reference_checkpoints_load_and_are_accurate(name, mnist):
     assert accuracy > 0.97
 
 
+@pytest.mark.parametrize("name", ["lenet300", "lenet5"])
+def test_shipped_pruned_models_keep_at_most_8_percent_of_their_weights(name):
+    model = pretrained(f"{name}_pruned")
+    assert model_kept_fraction(model) <= 0.08
+    for layer, sparsity in HAN_SPARSITY[name].items():
+        weight = dict(model.named_parameters())[layer]
+        assert (weight == 0).float().mean().item() == pytest.approx(sparsity, abs=1e-3)
+
+
 def test_unknown_pretrained_name():
-    with pytest.raises(ValueError, match="no pretrained model 'vgg'"):
+    with pytest.raises(ValueError, match="no pretrained model 'vgg'.*lenet300_pruned"):
         pretrained("vgg")
 
 

@@ -1,0 +1,121 @@
+"""Pruning and weight sharing together, every byte counted (notebook 10; Han et al. 2016).
+
+A pruned, weight-shared layer is stored as a list of *entries*, one per kept weight, in row-major
+order. Each entry holds
+
+- a relative position: the gap to the previous entry minus 1, in ``position_bits`` bits. A gap
+  larger than ``2**position_bits`` is bridged by *filler* entries of value 0;
+- a value index into the codebook, in ``value_bits`` bits. Index 0 means 0.0 (used by fillers);
+  indices 1..k-1 point at the layer's k-1 shared values.
+
+Both streams are written either at fixed width or Huffman-coded. The bias stays fp32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import huffman
+
+HEADER_BYTES_PER_FIELD = 4  # shape dimensions, entry count and bit widths as 32-bit integers
+
+
+def pack_fixed(values: np.ndarray, bits: int) -> bytes:
+    """Non-negative integers below ``2**bits``, each in exactly ``bits`` bits, packed MSB first."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() >= 2**bits):
+        raise ValueError(f"values must lie in 0..{2**bits - 1}")
+    shifts = np.arange(bits - 1, -1, -1)
+    return np.packbits(((values[:, None] >> shifts) & 1).astype(np.uint8).ravel()).tobytes()
+
+
+def unpack_fixed(data: bytes, bits: int, count: int) -> np.ndarray:
+    """Inverse of ``pack_fixed``: ``count`` integers of ``bits`` bits each."""
+    flat = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits]
+    if flat.size != count * bits:
+        raise ValueError(f"{len(data)} bytes cannot hold {count} values of {bits} bits")
+    return (flat.reshape(count, bits).astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(axis=1)
+
+
+def sparse_entries(mask: torch.Tensor, value_index: torch.Tensor, position_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stored gaps and value indices of the kept weights (``mask``), fillers included.
+
+    ``value_index`` (shaped like ``mask``) holds each weight's codebook index, 1..k-1.
+    """
+    positions = mask.flatten().nonzero().flatten().numpy()
+    gaps = np.diff(positions, prepend=-1)  # >= 1
+    values = value_index.flatten().numpy()[positions]
+    max_gap = 2**position_bits
+    fillers = (gaps - 1) // max_gap  # zero entries needed before each kept weight
+    stored_gaps, stored_values = [], []
+    for gap, value, n_fill in zip(gaps, values, fillers, strict=True):
+        stored_gaps += [max_gap - 1] * int(n_fill) + [int(gap - 1 - n_fill * max_gap)]
+        stored_values += [0] * int(n_fill) + [int(value)]
+    return np.array(stored_gaps, dtype=np.int64), np.array(stored_values, dtype=np.int64)
+
+
+@dataclass
+class EncodedLayer:
+    """One layer in the compressed format, with its byte count per part."""
+
+    shape: tuple[int, ...]
+    count: int  # entries, fillers included
+    value_bits: int
+    position_bits: int
+    codebook: torch.Tensor  # (k - 1,) fp32 shared values
+    values: bytes
+    positions: bytes
+    value_lengths: dict[int, int] | None  # Huffman code lengths, or None for fixed width
+    position_lengths: dict[int, int] | None
+    bias: torch.Tensor | None
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes of each part: value indices, positions, Huffman tables (one length byte per
+        possible symbol), codebook, bias and header."""
+        tables = sum(2**bits for bits, lengths in [(self.value_bits, self.value_lengths),
+                                                   (self.position_bits, self.position_lengths)] if lengths is not None)
+        return {"values": len(self.values), "positions": len(self.positions), "tables": tables,
+                "codebook": 4 * self.codebook.numel(), "bias": 0 if self.bias is None else 4 * self.bias.numel(),
+                "header": HEADER_BYTES_PER_FIELD * (len(self.shape) + 3)}
+
+    def total_bytes(self) -> int:
+        return sum(self.nbytes().values())
+
+
+def _stream(symbols: np.ndarray, bits: int, use_huffman: bool) -> tuple[bytes, dict[int, int] | None]:
+    if use_huffman:
+        lengths = huffman.code_lengths(symbols.tolist())
+        return huffman.encode(symbols.tolist(), lengths), lengths
+    return pack_fixed(symbols, bits), None
+
+
+def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool) -> EncodedLayer:
+    """Encode a layer made weight-shared by ``sharing.share_layer`` (it has ``codebook``,
+    ``indices`` and ``mask``); ``value_bits`` follows from the codebook size plus the zero entry."""
+    codebook = layer.codebook.detach().cpu().float()
+    value_bits = max(1, int(np.ceil(np.log2(codebook.numel() + 1))))
+    gaps, values = sparse_entries(layer.mask.cpu(), layer.indices.cpu() + 1, position_bits)
+    value_bytes, value_lengths = _stream(values, value_bits, use_huffman)
+    position_bytes, position_lengths = _stream(gaps, position_bits, use_huffman)
+    bias = None if layer.bias is None else layer.bias.detach().cpu().float().clone()
+    return EncodedLayer(tuple(layer.mask.shape), len(values), value_bits, position_bits, codebook,
+                        value_bytes, position_bytes, value_lengths, position_lengths, bias)
+
+
+def decode_weight(encoded: EncodedLayer) -> torch.Tensor:
+    """The dense weight tensor back from its encoded form."""
+    if encoded.value_lengths is None:
+        values = unpack_fixed(encoded.values, encoded.value_bits, encoded.count)
+        gaps = unpack_fixed(encoded.positions, encoded.position_bits, encoded.count)
+    else:
+        values = np.array(huffman.decode(encoded.values, encoded.value_lengths, encoded.count))
+        gaps = np.array(huffman.decode(encoded.positions, encoded.position_lengths, encoded.count))
+    positions = np.cumsum(gaps + 1) - 1
+    table = torch.cat([torch.zeros(1), encoded.codebook])  # index 0 is 0.0
+    weight = torch.zeros(int(np.prod(encoded.shape)))
+    weight[torch.from_numpy(positions)] = table[torch.from_numpy(values)]
+    return weight.view(encoded.shape)

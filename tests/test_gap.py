@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from course_utils.data import DigitDataset
+from course_utils.gap import GapNet, canvas_dataset, class_activation_map, map_on_input, place_on_canvas
+from course_utils.models import build_model, count_parameters
+from course_utils.reference import pretrained
+
+# Weights of the four 3x3 convolutions (no bias), BatchNorm's scale and shift per channel, 1x1 classifier (no bias).
+GAP_PARAMETERS = (1 * 16 + 16 * 32 + 32 * 48 + 48 * 64) * 9 + 2 * (16 + 32 + 48 + 64) + 64 * 10
+
+
+def eval_net(seed: int = 0) -> GapNet:
+    """A GapNet with random weights and non-trivial BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    model = GapNet()
+    for bn in [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]:
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+def test_parameter_count_by_hand():
+    assert GAP_PARAMETERS == 47_184
+    assert count_parameters(GapNet()) == GAP_PARAMETERS <= 50_000
+    assert isinstance(build_model("gap"), GapNet)
+
+
+@pytest.mark.parametrize("side, map_side", [(28, 9), (32, 10), (56, 16)])
+def test_any_input_size_gives_ten_scores(side, map_side):
+    model = eval_net()
+    x = torch.randn(3, 1, side, side)
+    assert model.class_maps(x).shape == (3, 10, map_side, map_side)  # (side + 2 * 4 margin) / 4
+    assert model(x).shape == (3, 10)
+
+
+def test_the_scores_are_the_averages_of_the_class_maps():
+    model = eval_net()
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.class_maps(x).mean(dim=(2, 3)))
+
+
+def test_a_black_image_gives_every_class_zero_evidence():
+    model = eval_net()
+    black = torch.full((2, 1, 40, 40), -0.42)
+    with torch.no_grad():
+        assert torch.equal(model.class_maps(black), torch.zeros(2, 10, 12, 12))
+        model.train()
+        assert model(black).abs().max() < 1e-6  # in training mode too (BatchNorm uses the batch's statistics)
+
+
+def test_shifting_a_digit_by_multiples_of_four_keeps_its_scores():
+    # A map cell sees 26 input pixels (receptive field), so the ink stays at least 22 pixels from the canvas's
+    # edges: no cell that sees ink also sees the padding of a convolution.
+    model = eval_net()
+    digit = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    digit[0, 6:22, 9:19] = torch.randint(1, 256, (16, 10), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    canvases = torch.cat([place_on_canvas(digit, 88, top, left) for top, left in [(16, 20), (40, 44), (42, 45)]])
+    x = (canvases.float()[:, None] / 255 - 0.13) / 0.31  # (3, 1, 88, 88), normalised as the loaders do
+    with torch.no_grad():
+        logits = model(x)
+    assert logits[0].abs().max() > 1e-3  # not trivially zero
+    assert torch.allclose(logits[0], logits[1], rtol=1e-4, atol=1e-7)  # moved by (24, 24): on the pooling grid
+    assert not torch.allclose(logits[0], logits[2], rtol=1e-2)  # moved by (26, 25): off the grid
+
+
+def test_class_activation_map_of_the_predicted_class_averages_to_its_logit():
+    model = eval_net()
+    x = torch.randn(5, 1, 28, 28)
+    cams, classes = class_activation_map(model, x)
+    with torch.no_grad():
+        logits = model(x)
+    assert cams.shape == (5, 9, 9)
+    assert torch.equal(classes, logits.argmax(dim=1))
+    assert torch.allclose(cams.mean(dim=(1, 2)), logits[torch.arange(5), classes], atol=1e-5)
+    chosen = torch.tensor([3, 3, 0, 9, 1])
+    cams, classes = class_activation_map(model, x, chosen)
+    assert torch.equal(classes, chosen)
+    assert torch.allclose(cams.mean(dim=(1, 2)), logits[torch.arange(5), chosen], atol=1e-5)
+
+
+def test_map_on_input_upsamples_and_cuts_the_frame():
+    maps = torch.arange(9.0).reshape(1, 3, 3)
+    full = map_on_input(maps, margin=0)
+    assert full.shape == (1, 12, 12)
+    assert full[0, 0, 0] == maps[0, 0, 0] and full[0, -1, -1] == maps[0, -1, -1]  # the corners keep their values
+    # Pixel 2's centre (2.5) lies 1/8 of a cell past cell 0's centre (2): the map grows by 1 per cell right, 3 per cell down.
+    assert full[0, 2, 2] == 0.125 * 1 + 0.125 * 3
+    assert torch.equal(map_on_input(maps, margin=2), full[:, 2:10, 2:10])  # 4 * 3 - 2 * 2 = 8 pixels a side
+
+
+def test_place_on_canvas_by_hand():
+    digits = torch.tensor([[[1, 2], [3, 4]], [[5, 6], [7, 8]]], dtype=torch.uint8)
+    canvas = place_on_canvas(digits, 4, 1, 2)
+    assert canvas.dtype == torch.uint8 and canvas.shape == (2, 4, 4)
+    assert canvas[0].tolist() == [[0, 0, 0, 0], [0, 0, 1, 2], [0, 0, 3, 4], [0, 0, 0, 0]]
+    per_image = place_on_canvas(digits, 3, torch.tensor([0, 1]), torch.tensor([1, 0]))
+    assert per_image.tolist() == [[[0, 1, 2], [0, 3, 4], [0, 0, 0]], [[0, 0, 0], [5, 6, 0], [7, 8, 0]]]
+    assert per_image.sum(dim=(1, 2)).tolist() == digits.sum(dim=(1, 2)).tolist()
+
+
+@pytest.mark.parametrize("top, left", [(-1, 0), (0, 3), (torch.tensor([0, 3]), 0)])
+def test_a_digit_that_does_not_fit_is_refused(top, left):
+    with pytest.raises(ValueError, match="does not fit a 4x4 canvas"):
+        place_on_canvas(torch.ones(2, 2, 2, dtype=torch.uint8), 4, top, left)
+
+
+def test_canvas_dataset_keeps_labels_and_normalisation():
+    images = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    dataset = DigitDataset(images, torch.tensor([4, 0, 7]), mean=0.1, std=0.3)
+    canvas = canvas_dataset(dataset, 56, 10, 20)
+    x, y = canvas[[0, 1, 2]]
+    assert x.shape == (3, 1, 56, 56) and y.tolist() == [4, 0, 7]
+    assert (canvas.mean, canvas.std) == (0.1, 0.3)
+    assert torch.equal(x[:, :, 10:38, 20:48], dataset[[0, 1, 2]][0])
+    assert torch.allclose(x[:, :, :10], torch.tensor((0 - 0.1) / 0.3))  # the canvas is black
+
+
+def test_shipped_gap_network_is_accurate_and_small(mnist):
+    model = pretrained("gap")
+    assert count_parameters(model) <= 50_000
+    x, y = mnist.test[:2000]
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean().item() > 0.98

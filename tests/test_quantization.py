@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_utils.int8 import Int8LeNet5, Int8MLP, int8_kernels_available
+from course_utils.models import MLP, CaffeLeNet5
+from course_utils.quantization import (
+    BinaryLinear,
+    binarize,
+    binary_matmul,
+    binary_regulariser,
+    clip_weights,
+    dequantize,
+    fake_quantize,
+    pack_signs,
+    quantize,
+    slide_regulariser,
+    uniform_qparams,
+)
+
+
+def test_uniform_qparams_by_hand():
+    scale, zero_point = uniform_qparams(torch.tensor(-1.0), torch.tensor(3.0), bits=2)  # 4 levels over [-1, 3]
+    assert scale.item() == pytest.approx(4 / 3)
+    assert zero_point.item() == 1  # round(1 / (4/3)) = round(0.75)
+    q = quantize(torch.tensor([-1.0, 0.0, 0.6, 3.0, 9.0]), scale, zero_point, bits=2)
+    assert q.tolist() == [0, 1, 1, 3, 3]  # 9.0 saturates at the top level
+
+
+def test_range_is_widened_to_hold_zero_exactly():
+    scale, zero_point = uniform_qparams(torch.tensor(2.0), torch.tensor(6.0), bits=8)
+    assert zero_point.item() == 0
+    assert dequantize(quantize(torch.tensor(0.0), scale, zero_point, 8), scale, zero_point).item() == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-100, 100, allow_nan=False, width=32), min_size=2, max_size=50), st.integers(2, 16))
+def test_round_trip_error_is_at_most_half_a_step(values, bits):
+    x = torch.tensor(values)
+    scale, zero_point = uniform_qparams(x.min(), x.max(), bits)
+    error = (dequantize(quantize(x, scale, zero_point, bits), scale, zero_point) - x).abs()
+    assert error.max().item() <= scale.item() / 2 * (1 + 1e-4) + 1e-6
+
+
+@pytest.mark.parametrize("bits", [0, 17, -1, 2.5])
+def test_bits_outside_1_to_16_are_refused(bits):
+    with pytest.raises(ValueError, match="bits"):
+        fake_quantize(torch.ones(3), bits)
+
+
+def test_per_channel_is_never_worse_than_per_tensor():
+    torch.manual_seed(0)
+    w = torch.randn(8, 20) * torch.logspace(-2, 0, 8)[:, None]  # rows of very different ranges
+    err_tensor = (fake_quantize(w, 4) - w).abs().mean()
+    err_channel = (fake_quantize(w, 4, per_channel=True) - w).abs().mean()
+    assert err_channel < err_tensor / 2
+
+
+def test_binarize_by_hand():
+    w = torch.tensor([0.5, -1.5, 0.0, -0.2])
+    assert binarize(w).tolist() == [1.0, -1.0, 1.0, -1.0]
+    assert binarize(w, scaled=True).tolist() == pytest.approx([0.55, -0.55, 0.55, -0.55])
+
+
+def test_regularisers_vanish_where_they_should():
+    assert slide_regulariser(torch.tensor([-1.0, 0.0, 1.0])).item() == 0.0
+    assert slide_regulariser(torch.tensor([0.5])).item() == pytest.approx(0.1875)
+    assert binary_regulariser(torch.tensor([-1.0, 1.0])).item() == 0.0
+    assert binary_regulariser(torch.tensor([0.0])).item() == 1.0
+
+
+def test_binary_linear_uses_signs_forward_and_passes_gradients_straight_through():
+    layer = BinaryLinear(3, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.2, -0.7, 2.0]]))
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    y = layer(x)
+    assert y.item() == 1 - 2 + 3
+    y.backward()
+    assert layer.weight.grad.tolist() == [[1.0, 2.0, 3.0]]
+    clip_weights(layer)
+    assert layer.weight.tolist() == [[pytest.approx(0.2), pytest.approx(-0.7), 1.0]]
+
+
+@pytest.mark.parametrize("k", [1, 7, 64, 65, 200])
+def test_packed_binary_product_equals_float_product(k):
+    torch.manual_seed(k)
+    a = binarize(torch.randn(5, k))
+    b = binarize(torch.randn(4, k))
+    pa, pb = pack_signs(a), pack_signs(b)
+    assert pa.dtype == np.uint64 and pa.shape == (5, (k + 63) // 64)
+    assert (binary_matmul(pa, pb, k) == (a @ b.T).numpy()).all()
+
+
+def test_pack_signs_bits_by_hand():
+    packed = pack_signs(torch.tensor([[1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0]]))
+    assert packed.view(np.uint8)[0, 0] == 0b10011110
+
+
+needs_int8 = pytest.mark.skipif(not int8_kernels_available(), reason="this torch has no quantized CPU kernels")
+
+
+@needs_int8
+@pytest.mark.parametrize("model, cls", [(MLP((30, 20)), Int8MLP), (CaffeLeNet5(), Int8LeNet5)])
+def test_int8_models_follow_their_float_model(model, cls):
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 28, 28)
+    model.eval()
+    q = cls(model, x)
+    with torch.no_grad():
+        expected, actual = model(x), q(x)
+    assert actual.shape == expected.shape
+    span = expected.max() - expected.min()
+    assert (actual - expected).abs().max() < 0.1 * span  # a few uint8 steps of the logits' range
+    assert (actual.argmax(1) == expected.argmax(1)).float().mean() > 0.9
+
+
+@needs_int8
+def test_int8_storage_is_about_a_quarter():
+    model = MLP((300, 100))
+    q = Int8MLP(model, torch.randn(8, 1, 28, 28))
+    assert q.int_weights["fc1"].int_repr().dtype == torch.int8
+    fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
+    assert 3.8 < fp32_bytes / q.stored_bytes() < 4.0

@@ -1,0 +1,132 @@
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from course_utils.sharing import index_bits, kmeans, kmeans_quantize, kmeans_share, product_quantize, residual_quantize, share_layer
+
+
+def optimal_1d_inertia(values: list[float], k: int) -> float:
+    """Reference: in 1-D the best clusters are contiguous runs of the sorted values; try every split."""
+    xs = sorted(values)
+    best = float("inf")
+    for cuts in itertools.combinations(range(1, len(xs)), k - 1):
+        groups = [xs[a:b] for a, b in zip((0, *cuts), (*cuts, len(xs)), strict=True)]
+        best = min(best, sum(sum((v - sum(g) / len(g)) ** 2 for v in g) for g in groups))
+    return best
+
+
+def inertia(x: torch.Tensor, centroids: torch.Tensor, assign: torch.Tensor) -> float:
+    return (x - centroids[assign]).pow(2).sum().item()
+
+
+def test_kmeans_finds_three_obvious_clusters():
+    x = torch.tensor([0.0, 0.1, 0.2, 5.0, 5.1, 9.0, 9.2, 9.4])[:, None]
+    centroids, assign = kmeans(x, 3)
+    assert sorted(round(c, 4) for c in centroids.flatten().tolist()) == [0.1, 5.05, 9.2]
+    assert assign[0] == assign[2] != assign[3] == assign[4] != assign[5] == assign[7]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(-50, 50), min_size=4, max_size=12), st.integers(2, 4))
+def test_kmeans_ends_at_a_fixed_point_of_lloyd(values, k):
+    x = torch.tensor(values, dtype=torch.float32)[:, None] / 10
+    if len(set(values)) < k:
+        return
+    centroids, assign = kmeans(x, k)
+    assert torch.equal(torch.cdist(x, centroids).argmin(1), assign)  # every point at its nearest centroid
+    for c in assign.unique():
+        assert centroids[c].item() == pytest.approx(x[assign == c].mean().item(), abs=1e-5)  # every centroid a mean
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=3), min_size=2, max_size=3))
+def test_kmeans_matches_the_brute_force_optimum_on_separated_groups(groups):
+    values = [100 * g + v / 10 for g, members in enumerate(groups) for v in members]  # groups 100 apart, spread < 1
+    x = torch.tensor(values)[:, None]
+    centroids, assign = kmeans(x, len(groups))
+    assert inertia(x, centroids, assign) == pytest.approx(optimal_1d_inertia(values, len(groups)), abs=1e-3)
+
+
+def test_kmeans_is_repeatable_and_batched_sets_are_independent():
+    torch.manual_seed(0)
+    x = torch.randn(3, 40, 2)
+    c1, a1 = kmeans(x, 4, seed=7)
+    c2, a2 = kmeans(x, 4, seed=7)
+    assert torch.equal(c1, c2) and torch.equal(a1, a2)
+    assert c1.shape == (3, 4, 2) and a1.shape == (3, 40)
+    single, _ = kmeans(x[1], 4, iters=0, init="linear")
+    assert torch.allclose(single[0], x[1].amin(0)) and torch.allclose(single[-1], x[1].amax(0))
+
+
+def test_k_larger_than_the_number_of_weights_is_refused():
+    with pytest.raises(ValueError, match="k must lie in 1..5"):
+        kmeans(torch.zeros(5, 1), 6)
+    with pytest.raises(ValueError, match="init"):
+        kmeans(torch.zeros(5, 1), 2, init="random")
+
+
+def test_kmeans_share_codebook_size_assignment_and_bits():
+    w = torch.tensor([[0.0, 0.11, -1.0], [0.9, 1.0, -0.9]])
+    codebook, indices = kmeans_share(w, 3)
+    assert codebook.shape == (3,)
+    assert codebook.tolist() == pytest.approx([-0.95, 0.055, 0.95])
+    assert indices.tolist() == [[1, 1, 0], [2, 2, 0]]
+    q = kmeans_quantize(w, 3)
+    assert q.bits == 6 * 2 + 3 * 32 and index_bits(3) == 2
+    assert torch.equal(q.weight, codebook[indices])
+
+
+def test_kmeans_share_clusters_only_the_kept_weights():
+    w = torch.tensor([0.0, 0.0, 0.0, 1.0, 2.0])
+    codebook, _ = kmeans_share(w, 2, mask=w != 0)
+    assert sorted(codebook.tolist()) == [1.0, 2.0]
+
+
+def test_shared_weights_train_as_one_and_gather_their_gradients():
+    layer = nn.Linear(3, 2, bias=False)
+    indices = torch.tensor([[0, 1, 0], [1, 1, 0]])
+    share_layer(layer, torch.tensor([0.5, -1.0]), indices)
+    assert layer.weight.tolist() == [[0.5, -1.0, 0.5], [-1.0, -1.0, 0.5]]
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    layer(x).sum().backward()
+    # dL/dW[i, j] = x[j]; centroid 0 is shared by (0,0), (0,2), (1,2): 1 + 3 + 3; centroid 1: 2 + 1 + 2
+    assert layer.codebook.grad.tolist() == [7.0, 5.0]
+    torch.optim.SGD(layer.parameters(), lr=0.1).step()
+    layer(x)  # the forward pass rebuilds the weight from the updated codebook
+    w = layer.weight.detach()
+    assert w[0, 0] == w[0, 2] == w[1, 2] == pytest.approx(0.5 - 0.7)
+    assert [n for n, _ in layer.named_parameters()] == ["codebook"]
+
+
+def test_share_layer_keeps_pruned_weights_at_zero():
+    layer = nn.Linear(2, 2, bias=False)
+    share_layer(layer, torch.tensor([1.0]), torch.zeros(2, 2, dtype=torch.long), mask=torch.tensor([[True, False], [False, True]]))
+    assert layer.weight.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_product_quantization_with_as_many_centroids_as_rows_is_exact():
+    torch.manual_seed(0)
+    w = torch.randn(4, 6)
+    q = product_quantize(w, d=2, k=4)
+    assert torch.allclose(q.weight, w)
+    assert q.bits == 3 * 4 * 2 + 3 * 4 * 2 * 32  # 3 blocks x 4 rows x 2-bit index + 3 codebooks of 4 x 2 floats
+
+
+def test_product_quantization_rebuilds_each_block_from_its_own_codebook():
+    w = torch.tensor([[1.0, 1.0, 5.0, 5.0], [1.0, 1.0, 5.0, 5.0], [3.0, 3.0, 7.0, 7.0]])
+    q = product_quantize(w, d=2, k=2)
+    assert torch.equal(q.weight, w)
+    with pytest.raises(ValueError, match="divide"):
+        product_quantize(w, d=3, k=2)
+
+
+def test_residual_quantization_error_shrinks_stage_after_stage():
+    torch.manual_seed(0)
+    w = torch.randn(32, 16)
+    errors = [(residual_quantize(w, d=4, k=8, stages=s).weight - w).norm().item() for s in (1, 2, 3)]
+    assert errors[0] > errors[1] > errors[2]
+    assert residual_quantize(w, d=4, k=8, stages=2).bits == 2 * (128 * 3 + 8 * 4 * 32)
