@@ -4,7 +4,7 @@
 model is trained with its recipe below and cached in ``data/checkpoints/cache``, so the next
 call is instant. Reproduce the shipped files (and their ``SHA256SUMS``) with
 
-    python -m course_utils.reference lenet lenet300 lenet5 binaryconnect lenet300_pruned lenet5_pruned
+    python -m course_utils.reference lenet lenet300 lenet5 binaryconnect gap lenet300_pruned lenet5_pruned
 
 (the pruned models start from the shipped ``lenet300`` and ``lenet5``).
 """
