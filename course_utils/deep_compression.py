@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import huffman
+from .sharing import index_bits
 
 HEADER_BYTES_PER_FIELD = 4  # shape dimensions, entry count and bit widths as 32-bit integers
 
@@ -97,7 +98,7 @@ def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool) -> Enc
     """Encode a layer made weight-shared by ``sharing.share_layer`` (it has ``codebook``,
     ``indices`` and ``mask``); ``value_bits`` follows from the codebook size plus the zero entry."""
     codebook = layer.codebook.detach().cpu().float()
-    value_bits = max(1, int(np.ceil(np.log2(codebook.numel() + 1))))
+    value_bits = index_bits(codebook.numel() + 1)
     gaps, values = sparse_entries(layer.mask.cpu(), layer.indices.cpu() + 1, position_bits)
     value_bytes, value_lengths = _stream(values, value_bits, use_huffman)
     position_bytes, position_lengths = _stream(gaps, position_bits, use_huffman)
