@@ -103,11 +103,11 @@ needs_int8 = pytest.mark.skipif(not int8_kernels_available(), reason="this torch
 
 
 @needs_int8
-@pytest.mark.parametrize("model, cls", [(MLP((30, 20)), Int8MLP), (CaffeLeNet5(), Int8LeNet5)])
-def test_int8_models_follow_their_float_model(model, cls):
-    torch.manual_seed(0)
+@pytest.mark.parametrize("make_model, cls", [(lambda: MLP((30, 20)), Int8MLP), (CaffeLeNet5, Int8LeNet5)])
+def test_int8_models_follow_their_float_model(make_model, cls):
+    torch.manual_seed(0)  # before building the model: its random weights must not depend on test order
+    model = make_model().eval()
     x = torch.randn(64, 1, 28, 28)
-    model.eval()
     q = cls(model, x)
     with torch.no_grad():
         expected, actual = model(x), q(x)
