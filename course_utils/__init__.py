@@ -12,6 +12,8 @@
 - ``quantization`` and ``int8``: binary and uniform quantization, BinaryConnect; real int8 inference
 - ``sharing``, ``huffman`` and ``deep_compression``: k-means weight sharing, product and residual
   quantization; Huffman coding; pruned and shared layers encoded with every byte counted
+- ``compact`` and ``onnx_export``: the course's compact model file, checked by CRC-32; ONNX export
+  with the weights decoded inside the graph
 - ``fixed_point``: fixed-point formats, integer-only inference, stochastic rounding
 - ``gap``: the global-average-pooling network, class activation maps, digits on larger canvases
 - ``display`` and ``exercises``: tables and source code in notebooks; exercise self-checks

@@ -13,6 +13,7 @@ Both streams are written either at fixed width or Huffman-coded. The bias stays 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 
 from . import huffman
-from .sharing import index_bits
+from .models import build_model
+from .sharing import index_bits, kmeans_share, share_layer
 
 HEADER_BYTES_PER_FIELD = 4  # shape dimensions, entry count and bit widths as 32-bit integers
 
@@ -107,16 +109,59 @@ def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool) -> Enc
                         value_bytes, position_bytes, value_lengths, position_lengths, bias)
 
 
-def decode_weight(encoded: EncodedLayer) -> torch.Tensor:
-    """The dense weight tensor back from its encoded form."""
+def entry_streams(encoded: EncodedLayer) -> tuple[np.ndarray, np.ndarray]:
+    """The stored value indices and gaps (gap - 1) of an encoded layer, ``count`` of each."""
     if encoded.value_lengths is None:
         values = unpack_fixed(encoded.values, encoded.value_bits, encoded.count)
         gaps = unpack_fixed(encoded.positions, encoded.position_bits, encoded.count)
     else:
-        values = np.array(huffman.decode(encoded.values, encoded.value_lengths, encoded.count))
-        gaps = np.array(huffman.decode(encoded.positions, encoded.position_lengths, encoded.count))
+        values = np.array(huffman.decode(encoded.values, encoded.value_lengths, encoded.count), dtype=np.int64)
+        gaps = np.array(huffman.decode(encoded.positions, encoded.position_lengths, encoded.count), dtype=np.int64)
+    return values, gaps
+
+
+def decode_weight(encoded: EncodedLayer) -> torch.Tensor:
+    """The dense weight tensor back from its encoded form."""
+    values, gaps = entry_streams(encoded)
     positions = np.cumsum(gaps + 1) - 1
     table = torch.cat([torch.zeros(1), encoded.codebook])  # index 0 is 0.0
     weight = torch.zeros(int(np.prod(encoded.shape)))
     weight[torch.from_numpy(positions)] = table[torch.from_numpy(values)]
     return weight.view(encoded.shape)
+
+
+def share_pruned(model: nn.Module, bits: dict[str, int]) -> nn.Module:
+    """A copy of the pruned ``model`` whose layers ``{name: b}`` share 2**b - 1 values among their
+    surviving (non-zero) weights: k-means over the survivors, then ``sharing.share_layer``."""
+    model = copy.deepcopy(model)
+    for name, b in bits.items():
+        layer = getattr(model, name)
+        mask = layer.weight.detach() != 0
+        codebook, indices = kmeans_share(layer.weight, 2**b - 1, mask)
+        share_layer(layer, codebook, indices, mask)
+    return model
+
+
+def encode_model(model: nn.Module, layers: list[str], position_bits: int, use_huffman: bool) -> dict[str, EncodedLayer]:
+    """``encode_layer`` of each named layer of a ``share_pruned`` model."""
+    return {name: encode_layer(getattr(model, name), position_bits, use_huffman) for name in layers}
+
+
+def decode_model(architecture: str, layers: dict[str, EncodedLayer], device: torch.device | str = "cpu") -> nn.Module:
+    """A fresh ``models.build_model(architecture)`` with the decoded weights and biases, in eval mode.
+
+    Every parameter of the model must come from ``layers``: nothing is left at its random initial value.
+    """
+    model = build_model(architecture)
+    expected = {name for name, _ in model.named_parameters()}
+    given = {f"{name}.{part}" for name, code in layers.items() for part in ("weight", "bias")
+             if part == "weight" or code.bias is not None}
+    if expected != given:
+        raise ValueError(f"{architecture} has parameters {sorted(expected)}, the encoding gives {sorted(given)}")
+    with torch.no_grad():
+        for name, code in layers.items():
+            layer = getattr(model, name)
+            layer.weight.copy_(decode_weight(code))
+            if code.bias is not None:
+                layer.bias.copy_(code.bias)
+    return model.to(device).eval()

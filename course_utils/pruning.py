@@ -6,6 +6,7 @@ Masks are keyed by parameter name, e.g. ``{"fc1.weight": mask}``.
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from dataclasses import dataclass
@@ -64,6 +65,32 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
     params = dict(model.named_parameters())
     for name, mask in masks.items():
         params[name].mul_(mask)
+
+
+def pruned_copy(model: nn.Module, sparsity: dict[str, float]) -> nn.Module:
+    """A copy of ``model`` with each named weight magnitude-pruned to its sparsity (no retraining)."""
+    model = copy.deepcopy(model)
+    apply_masks(model, layer_masks(model, sparsity))
+    return model
+
+
+def scale_profile(profile: dict[str, float], sizes: dict[str, int], sparsity: float) -> dict[str, float]:
+    """Per-layer sparsities with the shape of ``profile`` and the overall ``sparsity``.
+
+    Every layer keeps ``c`` times the fraction that ``profile`` keeps, capped at all of it, with ``c``
+    found by bisection so that the kept weights make up ``1 - sparsity`` of all ``sizes`` (weights per layer).
+    """
+    check_sparsity(sparsity)
+    total = sum(sizes.values())
+
+    def kept(c: float) -> float:
+        return sum(min(1.0, c * (1 - profile[name])) * n for name, n in sizes.items()) / total
+
+    low, high = 0.0, 1.0 / min(1 - s for s in profile.values())  # kept(high) == 1
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if kept(mid) < 1 - sparsity else (low, mid)
+    return {name: 1 - min(1.0, high * (1 - profile[name])) for name in sizes}
 
 
 def keep_pruned(optimizer: torch.optim.Optimizer, model: nn.Module, masks: Masks):

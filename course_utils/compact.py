@@ -1,0 +1,161 @@
+"""The course's compact model file (notebook 13): a pruned, weight-shared model on disk.
+
+Everything is little-endian; ``u8``/``u16``/``u32`` are unsigned integers of 1, 2 and 4 bytes.
+
+    magic b"DLCZ", format version (u8)
+    architecture: name length (u8), UTF-8 name (a key of ``models.MODELS``)
+    number of layers (u8), then for each layer:
+        name length (u8), UTF-8 name
+        number of dimensions (u8), each dimension (u32); entry count (u32)
+        value bits, position bits (u8 each); flags (u8: 1 = Huffman-coded, 2 = has a bias)
+        codebook size (u16), the shared values (fp32 each)
+        if Huffman-coded: one code length (u8, 0 = unused) per possible value index, then per possible gap
+        value stream, then position stream: byte length (u32) and the bytes
+        if it has a bias: shape[0] values (fp32 each)
+    CRC-32 of every byte before it (u32)
+
+The streams are ``deep_compression.EncodedLayer``'s; the CRC-32 catches a truncated or altered file.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .deep_compression import EncodedLayer, decode_model
+
+MAGIC = b"DLCZ"
+VERSION = 1
+HUFFMAN, HAS_BIAS = 1, 2
+RESTORE_HINT = "Write it again with compact.write_compact (notebook 13 does), or copy an intact one."
+
+
+class CompactFileError(ValueError):
+    """The file is not an intact compact model file."""
+
+
+def _name(text: str) -> bytes:
+    data = text.encode()
+    if len(data) > 255:
+        raise ValueError(f"name {text!r} is longer than 255 bytes")
+    return struct.pack("<B", len(data)) + data
+
+
+def _fp32(tensor: torch.Tensor) -> bytes:
+    return tensor.detach().cpu().numpy().astype("<f4").tobytes()
+
+
+def _lengths_table(lengths: dict[int, int], bits: int) -> bytes:
+    table = np.zeros(2**bits, dtype=np.uint8)
+    for symbol, length in lengths.items():
+        table[symbol] = length
+    return table.tobytes()
+
+
+def layer_bytes(name: str, code: EncodedLayer) -> bytes:
+    """One layer's record in the file."""
+    huffman = code.value_lengths is not None
+    flags = (HUFFMAN if huffman else 0) | (HAS_BIAS if code.bias is not None else 0)
+    parts = [_name(name), struct.pack(f"<B{len(code.shape)}I", len(code.shape), *code.shape),
+             struct.pack("<IBBBH", code.count, code.value_bits, code.position_bits, flags, code.codebook.numel()),
+             _fp32(code.codebook)]
+    if huffman:
+        parts += [_lengths_table(code.value_lengths, code.value_bits), _lengths_table(code.position_lengths, code.position_bits)]
+    parts += [struct.pack("<I", len(code.values)), code.values, struct.pack("<I", len(code.positions)), code.positions]
+    if code.bias is not None:
+        parts.append(_fp32(code.bias))
+    return b"".join(parts)
+
+
+def compact_bytes(architecture: str, layers: dict[str, EncodedLayer]) -> bytes:
+    """The whole file: header, layer records and the CRC-32 trailer."""
+    body = MAGIC + struct.pack("<B", VERSION) + _name(architecture) + struct.pack("<B", len(layers))
+    body += b"".join(layer_bytes(name, code) for name, code in layers.items())
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def write_compact(path: str | Path, architecture: str, layers: dict[str, EncodedLayer]) -> int:
+    """Write the compact file of an encoded model (``deep_compression.encode_model``); returns its bytes."""
+    data = compact_bytes(architecture, layers)
+    Path(path).write_bytes(data)
+    return len(data)
+
+
+class _Reader:
+    """Reads fields in order from the file's bytes; running past the end is a CompactFileError."""
+
+    def __init__(self, data: bytes):
+        self.data, self.offset = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.offset + n > len(self.data):
+            raise CompactFileError(f"the file ends at byte {len(self.data)}, a field needs {self.offset + n}. {RESTORE_HINT}")
+        chunk = self.data[self.offset:self.offset + n]
+        self.offset += n
+        return chunk
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt)))
+
+    def name(self) -> str:
+        return self.take(self.unpack("B")[0]).decode()
+
+    def fp32(self, n: int) -> torch.Tensor:
+        return torch.from_numpy(np.frombuffer(self.take(4 * n), dtype="<f4").astype(np.float32))
+
+    def lengths(self, bits: int) -> dict[int, int]:
+        table = np.frombuffer(self.take(2**bits), dtype=np.uint8)
+        return {int(symbol): int(table[symbol]) for symbol in np.flatnonzero(table)}
+
+
+def _read_layer(reader: _Reader) -> tuple[str, EncodedLayer]:
+    name = reader.name()
+    ndim = reader.unpack("B")[0]
+    shape = reader.unpack(f"{ndim}I")
+    count, value_bits, position_bits, flags, k = reader.unpack("IBBBH")
+    codebook = reader.fp32(k)
+    value_lengths = position_lengths = None
+    if flags & HUFFMAN:
+        value_lengths, position_lengths = reader.lengths(value_bits), reader.lengths(position_bits)
+    values = reader.take(reader.unpack("I")[0])
+    positions = reader.take(reader.unpack("I")[0])
+    bias = reader.fp32(shape[0]) if flags & HAS_BIAS else None
+    return name, EncodedLayer(tuple(shape), count, value_bits, position_bits, codebook, values, positions,
+                              value_lengths, position_lengths, bias)
+
+
+def parse_compact(data: bytes) -> tuple[str, dict[str, EncodedLayer]]:
+    """The architecture name and encoded layers of a compact file's bytes, checked first by magic and CRC-32."""
+    if data[:4] != MAGIC:
+        raise CompactFileError(f"not a compact model file: it starts with {data[:4]!r}, not {MAGIC!r}. {RESTORE_HINT}")
+    if len(data) < len(MAGIC) + 1 + 4:
+        raise CompactFileError(f"the file is only {len(data)} bytes long: it was cut short. {RESTORE_HINT}")
+    body, (stored_crc,) = data[:-4], struct.unpack("<I", data[-4:])
+    if zlib.crc32(body) != stored_crc:
+        raise CompactFileError("the file's CRC-32 does not match its contents: it was cut short or altered. " + RESTORE_HINT)
+    reader = _Reader(body)
+    reader.take(len(MAGIC))
+    version = reader.unpack("B")[0]
+    if version != VERSION:
+        raise CompactFileError(f"format version {version}; this course_utils reads version {VERSION}")
+    architecture = reader.name()
+    layers = dict(_read_layer(reader) for _ in range(reader.unpack("B")[0]))
+    if reader.offset != len(body):
+        raise CompactFileError(f"{len(body) - reader.offset} unexpected bytes after the last layer. {RESTORE_HINT}")
+    return architecture, layers
+
+
+def read_compact(path: str | Path) -> tuple[str, dict[str, EncodedLayer]]:
+    """``parse_compact`` of the file at ``path``."""
+    return parse_compact(Path(path).read_bytes())
+
+
+def load_compact(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """A fresh model, built from the architecture named in the file, with the file's weights; in eval mode."""
+    architecture, layers = read_compact(path)
+    return decode_model(architecture, layers, device)

@@ -1,0 +1,102 @@
+"""Export a compressed model to ONNX, which C/C++ runtimes load (notebook 13).
+
+ONNX stores a graph of standard operators and its constant tensors ("initializers"). A dense export
+would store every weight in fp32 and lose the compression. Here each weight is stored as its
+Deep Compression entries, one byte per value index and one per gap, and the graph rebuilds the
+dense weight with standard operators before using it:
+
+    positions = CumSum(gaps + 1) - 1                              # (count,) int64
+    values    = Gather(table, value_indices)                      # (count,) fp32, table[0] = 0
+    weight    = Reshape(ScatterElements(zeros(numel), positions, values), shape)
+
+All their inputs are constants, so a runtime may compute them once, when it loads the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .deep_compression import EncodedLayer, entry_streams
+
+OPSET = 17
+INPUT, OUTPUT = "digits", "scores"
+# The forward pass of each exportable architecture (models.py), as a chain of steps.
+GRAPHS = {
+    "lenet5": ["conv1", "maxpool", "relu", "conv2", "maxpool", "relu", "flatten", "fc1", "relu", "fc2"],
+    "lenet300": ["flatten", "fc1", "relu", "fc2", "relu", "fc3"],
+}
+
+
+def _decoding(name: str, code: EncodedLayer) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
+    """Initializers and nodes that rebuild layer ``name``'s weight as the tensor ``{name}.weight``."""
+    if code.value_bits > 8 or code.position_bits > 8:
+        raise ValueError(f"{name}: the ONNX form stores indices and gaps in one byte, so at most 8 bits each")
+    values, gaps = entry_streams(code)
+    table = np.concatenate([[0.0], code.codebook.numpy()]).astype(np.float32)
+    init = [numpy_helper.from_array(table, f"{name}.table"),
+            numpy_helper.from_array(values.astype(np.uint8), f"{name}.value_index"),
+            numpy_helper.from_array(gaps.astype(np.uint8), f"{name}.gap"),
+            numpy_helper.from_array(np.array(code.shape, dtype=np.int64), f"{name}.shape"),
+            numpy_helper.from_array(np.array([np.prod(code.shape)], dtype=np.int64), f"{name}.numel")]
+    if code.bias is not None:
+        init.append(numpy_helper.from_array(code.bias.numpy().astype(np.float32), f"{name}.bias"))
+    t = f"{name}."  # prefix of the intermediate tensors
+    nodes = [
+        helper.make_node("Cast", [f"{name}.gap"], [t + "gap64"], to=TensorProto.INT64),
+        helper.make_node("Add", [t + "gap64", "one"], [t + "step"]),
+        helper.make_node("CumSum", [t + "step", "axis0"], [t + "end"]),
+        helper.make_node("Sub", [t + "end", "one"], [t + "positions"]),
+        helper.make_node("Cast", [f"{name}.value_index"], [t + "index64"], to=TensorProto.INT64),
+        helper.make_node("Gather", [f"{name}.table", t + "index64"], [t + "values"]),
+        helper.make_node("ConstantOfShape", [f"{name}.numel"], [t + "zeros"],
+                         value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])),
+        helper.make_node("ScatterElements", [t + "zeros", t + "positions", t + "values"], [t + "flat"], axis=0),
+        helper.make_node("Reshape", [t + "flat", f"{name}.shape"], [f"{name}.weight"]),
+    ]
+    return init, nodes
+
+
+def onnx_model(architecture: str, layers: dict[str, EncodedLayer]) -> onnx.ModelProto:
+    """The ONNX model of an encoded ``architecture`` (a key of ``GRAPHS``): input ``digits``
+    (B, 1, 28, 28) fp32, output ``scores`` (B, 10)."""
+    if architecture not in GRAPHS:
+        raise ValueError(f"no ONNX graph for {architecture!r}; choose one of {sorted(GRAPHS)}")
+    initializers = [numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+                    numpy_helper.from_array(np.array(0, dtype=np.int64), "axis0")]
+    nodes, x = [], INPUT
+    for i, step in enumerate(GRAPHS[architecture]):
+        y = OUTPUT if i == len(GRAPHS[architecture]) - 1 else f"x{i}"
+        if step in layers:
+            init, decode = _decoding(step, layers[step])
+            initializers += init
+            nodes += decode
+            inputs = [x, f"{step}.weight"] + ([f"{step}.bias"] if layers[step].bias is not None else [])
+            if len(layers[step].shape) == 4:
+                nodes.append(helper.make_node("Conv", inputs, [y]))
+            else:
+                nodes.append(helper.make_node("Gemm", inputs, [y], transB=1))  # x @ W.T + b
+        elif step == "maxpool":
+            nodes.append(helper.make_node("MaxPool", [x], [y], kernel_shape=[2, 2], strides=[2, 2]))
+        elif step == "relu":
+            nodes.append(helper.make_node("Relu", [x], [y]))
+        elif step == "flatten":
+            nodes.append(helper.make_node("Flatten", [x], [y], axis=1))
+        else:
+            raise ValueError(f"layer {step!r} of {architecture} is missing from the encoding")
+        x = y
+    graph = helper.make_graph(nodes, architecture, [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 1, 28, 28])],
+                              [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 10])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dl-course")
+    onnx.checker.check_model(model)
+    return model
+
+
+def export_onnx(path: str | Path, architecture: str, layers: dict[str, EncodedLayer]) -> int:
+    """Write the ONNX file of an encoded model; returns its bytes."""
+    data = onnx_model(architecture, layers).SerializeToString()
+    Path(path).write_bytes(data)
+    return len(data)
