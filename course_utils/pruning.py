@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,15 @@ HAN_SPARSITY = {
 def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
     """The weight of every Linear and Conv2d layer, by parameter name (biases are never pruned)."""
     return {f"{name}.weight": m.weight for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+
+
+def with_weights(model: nn.Module, transform: Callable[[str, torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` whose Linear and Conv2d weights ``W`` are replaced by ``transform(name, W)``."""
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, w in prunable_weights(model).items():
+            w.copy_(transform(name, w))
+    return model
 
 
 def check_sparsity(sparsity: float) -> None:

@@ -15,10 +15,12 @@ from course_utils.pruning import (
     magnitude_mask,
     model_kept_fraction,
     prunable_weights,
+    pruned_copy,
     sparse_csr,
     sparsity_ramp,
     structured_mask,
     to_csr_int32,
+    with_weights,
 )
 
 
@@ -118,3 +120,22 @@ def test_iterative_prune_reaches_the_target_and_keeps_learning(mnist):
                                                       (235_200 * 0.1 + 30_000 * 0.2) / 265_200], abs=1e-5)
     assert (model.fc1.weight[~masks["fc1.weight"]] == 0).all()
     assert rounds[-1].acc_retrained > max(rounds[-1].acc_pruned, 0.5)  # retraining helps, far above chance
+
+
+def test_with_weights_transforms_a_copy_and_keeps_biases():
+    torch.manual_seed(0)
+    model = build_model("lenet300")
+    copy_ = with_weights(model, lambda name, w: torch.full_like(w, float(name == "fc2.weight")))
+    assert torch.equal(copy_.fc2.weight, torch.ones_like(model.fc2.weight))
+    assert not copy_.fc1.weight.any() and not copy_.fc3.weight.any()
+    assert torch.equal(copy_.fc1.bias, model.fc1.bias)
+    assert model.fc2.weight.ne(1).any()  # the original is untouched
+
+
+def test_pruned_copy_prunes_exactly_and_leaves_the_original():
+    torch.manual_seed(0)
+    model = build_model("lenet300")
+    pruned = pruned_copy(model, {"fc1.weight": 0.75})
+    assert int((pruned.fc1.weight == 0).sum()) == round(0.75 * model.fc1.weight.numel())
+    assert torch.equal(pruned.fc2.weight, model.fc2.weight)
+    assert int((model.fc1.weight == 0).sum()) == 0
