@@ -29,14 +29,16 @@ lab: setup
 test: lint unit notebooks test-browser
 
 lint: setup
-	$(VENV)/bin/ruff check course_utils tests notebooks
+	$(VENV)/bin/ruff check course_utils tests notebooks solutions
 
 unit: setup
 	$(PY) -m pytest tests --ignore=tests/browser
 
-# Every notebook as a test, with networking off for the kernel (see tools/offline).
+# Every notebook as a test, with networking off for the kernel (see tools/offline), its exercises
+# solved with solutions/ and every self-check required to pass. (test-browser runs them unsolved.)
 notebooks: setup
-	tools/offline $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/
+	$(PY) -m course_utils.solutions
+	COURSE_STRICT_CHECKS=1 tools/offline $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider build/solved/
 
 # Every notebook run through JupyterLab's UI in headless Chromium, networking off.
 # Where chromium cannot be had, this says so and is skipped, except in CI, where it must run.

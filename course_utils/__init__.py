@@ -16,7 +16,8 @@
   with the weights decoded inside the graph
 - ``fixed_point``: fixed-point formats, integer-only inference, stochastic rounding
 - ``gap``: the global-average-pooling network, class activation maps, digits on larger canvases
-- ``display`` and ``exercises``: tables and source code in notebooks; exercise self-checks
+- ``display``, ``exercises`` and ``solutions``: tables and source code in notebooks; exercise
+  self-checks, and the notebooks with the reference solutions of ``solutions/`` in place
 """
 
 from .bench import record
