@@ -29,16 +29,17 @@ lab: setup
 test: lint unit notebooks test-browser
 
 lint: setup
-	$(VENV)/bin/ruff check course_utils tests notebooks solutions
+	$(VENV)/bin/ruff check course_utils tests notebooks source
 
 unit: setup
 	$(PY) -m pytest tests --ignore=tests/browser
 
-# Every notebook as a test, with networking off for the kernel (see tools/offline), its exercises
-# solved with solutions/ and every self-check required to pass. (test-browser runs them unsolved.)
+# Every notebook as a test, with networking off for the kernel (see tools/offline): the instructor
+# version (reference solutions and hidden tests from source/), every self-check required to pass.
+# (test-browser runs the student versions, unsolved.)
 notebooks: setup
-	$(PY) -m course_utils.solutions
-	COURSE_STRICT_CHECKS=1 tools/offline $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider build/solved/
+	$(PY) -m course_utils.maintainer.release instructor
+	COURSE_STRICT_CHECKS=1 tools/offline $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider build/instructor/
 
 # Every notebook run through JupyterLab's UI in headless Chromium, networking off.
 # Where chromium cannot be had, this says so and is skipped, except in CI, where it must run.
@@ -49,23 +50,25 @@ test-browser: setup $(BROWSER_STAMP)
 	else echo "browser test skipped: chromium is not available"; fi
 
 bench: setup
-	$(PY) -m course_utils.run_notebooks bench
+	$(PY) -m course_utils.maintainer.run_notebooks bench
 	@if tools/ensure-chromium && $(MAKE) --no-print-directory $(BROWSER_STAMP) >/dev/null; then \
 		rm -f build/browser/summary.json; \
 		tools/offline $(PY) -m pytest tests/browser -q -p no:cacheprovider || true; \
-		$(PY) -m course_utils.run_notebooks browser-figures; \
+		$(PY) -m course_utils.maintainer.run_notebooks browser-figures; \
 	fi
 
+# The student notebooks generated from source/ (nbgrader), run, and stored with their outputs.
 execute: setup
-	$(PY) -m course_utils.run_notebooks execute
+	$(PY) -m course_utils.maintainer.release students
+	$(PY) -m course_utils.maintainer.run_notebooks execute
 
 clean-outputs: setup
-	$(PY) -m course_utils.run_notebooks clean
+	$(PY) -m course_utils.maintainer.run_notebooks clean
 
 # Slides for lectures, in build/slides (offline when npm can fetch their JavaScript, see tools/vendor-slides).
 slides: setup
 	tools/vendor-slides
-	$(PY) -m course_utils.slides
+	$(PY) -m course_utils.maintainer.slides
 
 clean:
 	rm -rf $(VENV) build data/mnist/MNIST data/checkpoints/cache bench/results.json

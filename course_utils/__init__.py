@@ -26,11 +26,20 @@ from .data import DataError, load_mnist, make_loader, make_loaders, one_hot, pre
 from .models import build_model, count_parameters
 from .plots import plot_confusion, plot_losses, plot_weight_histograms, show_digits
 from .reference import pretrained
-from .training import confusion_matrix, default_device, evaluate, fit, predict, seed_everything, train_step
+from .training import (
+    confusion_matrix,
+    default_device,
+    evaluate,
+    fit,
+    predict,
+    seed_everything,
+    train_epoch,
+    train_step,
+)
 
 __all__ = [
     "DataError", "build_model", "confusion_matrix", "count_parameters", "default_device", "evaluate", "fit",
     "load_mnist", "load_state", "make_loader", "make_loaders", "one_hot", "plot_confusion", "plot_losses",
     "plot_weight_histograms", "predict", "prepare_mnist", "pretrained", "record", "save_state", "seed_everything",
-    "show_digits", "train_step",
+    "show_digits", "train_epoch", "train_step",
 ]

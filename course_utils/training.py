@@ -49,11 +49,28 @@ class History:
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                loss_fn: LossFn = F.cross_entropy) -> float:
     """One minibatch: forward, loss, backward, update. Returns the loss before the update."""
-    optimizer.zero_grad()
-    loss = loss_fn(model(x), y)  # forward pass and loss
+    optimizer.zero_grad()  # gradients accumulate in .grad: clear the last minibatch's
+    loss = loss_fn(model(x), y)  # forward pass and mean loss over the minibatch
     loss.backward()  # gradients of the loss w.r.t. every parameter
     optimizer.step()  # parameter update
-    return loss.item()
+    return loss.item()  # a float: keeping the tensor would keep its whole graph alive
+
+
+def train_epoch(model: nn.Module, loader: Batches, criterion: LossFn, optimizer: torch.optim.Optimizer,
+                on_step: Callable[[float], None] | None = None) -> list[float]:
+    """One pass over ``loader`` with :func:`train_step`; returns the loss of every minibatch.
+
+    Minibatches are moved to the model's device; ``on_step(loss)`` (if any) is called after each.
+    """
+    device = next(model.parameters()).device
+    model.train()
+    losses = []
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (B, ...), (B,)
+        losses.append(train_step(model, x, y, optimizer, criterion))
+        if on_step is not None:
+            on_step(losses[-1])
+    return losses
 
 
 def fit(
@@ -79,15 +96,15 @@ def fit(
     history = History(steps_per_epoch=len(train_loader))
     plot = LossPlot() if live_plot else None
     bar = tqdm(total=epochs * history.steps_per_epoch, disable=not progress, unit="batch")
+
+    def on_step(loss: float) -> None:
+        if scheduler is not None:
+            scheduler.step()
+        bar.update()
+
     for epoch in range(epochs):
         start = perf_counter()
-        model.train()
-        for x, y in train_loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            history.step_loss.append(train_step(model, x, y, optimizer, loss_fn))
-            if scheduler is not None:
-                scheduler.step()
-            bar.update()
+        history.step_loss += train_epoch(model, train_loader, loss_fn, optimizer, on_step)
         if val_loader is not None:
             history.val_acc.append(evaluate(model, val_loader, device))
         history.train_seconds += perf_counter() - start

@@ -2,7 +2,7 @@ import json
 
 import nbformat
 
-from course_utils.run_notebooks import bench, execute
+from course_utils.maintainer.run_notebooks import bench, execute
 
 
 def write_notebook(path, *sources):
@@ -17,10 +17,12 @@ def test_bench_measures_a_notebook_and_collects_its_figures(tmp_path):
     results_path = tmp_path / "results.json"
     bench([good, bad], results_path)
     results = json.loads(results_path.read_text())
-    assert results["figures"] == {"demo.acc": 0.75}
+    assert results["figures"]["demo.acc"] == 0.75
     assert results["notebooks"]["good"]["ok"] is True and results["notebooks"]["bad"]["ok"] is False
     assert results["notebooks"]["good"]["peak_rss_mb"] >= 200
     assert results["notebooks"]["good"]["seconds"] > 0
+    assert results["notebooks"]["good"]["max_cell_seconds"] >= 0
+    assert results["figures"]["checks.wrong_rejected_fraction"] == 1.0
 
 
 def test_execute_stores_outputs_without_the_measuring_cell(tmp_path):
@@ -32,7 +34,7 @@ def test_execute_stores_outputs_without_the_measuring_cell(tmp_path):
 
 
 def test_clear_outputs_strips_outputs_and_counts(tmp_path):
-    from course_utils.run_notebooks import clear_outputs
+    from course_utils.maintainer.run_notebooks import clear_outputs
 
     path = write_notebook(tmp_path / "n.ipynb", "print(1)")
     nb = nbformat.read(path, as_version=4)
@@ -45,7 +47,7 @@ def test_clear_outputs_strips_outputs_and_counts(tmp_path):
 
 
 def test_browser_counts_are_added_to_the_results(tmp_path):
-    from course_utils.run_notebooks import record_browser_figures
+    from course_utils.maintainer.run_notebooks import record_browser_figures
 
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"00_start_here": True, "01_mnist_data": False, "02_linear_model": True}))

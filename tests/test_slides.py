@@ -2,7 +2,7 @@ import nbformat
 import pytest
 
 from course_utils.data import PROJECT_ROOT
-from course_utils.slides import export_slides, slide_type
+from course_utils.maintainer.slides import export_slides, slide_type
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 

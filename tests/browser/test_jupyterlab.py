@@ -3,6 +3,8 @@
 For every notebook: open it through the JupyterLab UI, run all cells, wait until every code
 cell has run, fail on any error output, check that plots appear (and ipywidgets controls render
 as widgets where the notebook has one), and save a screenshot under build/browser/.
+The instructor path too: one notebook shown as live RISE slides (jupyterlab-rise), a code cell run
+on its slide.
 Needs Debian's chromium (tools/ensure-chromium installs it) and the playwright package.
 """
 
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from course_utils.maintainer.slides import slide_type
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -166,3 +170,48 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
         page.close()
         shut_down_kernels(base, token)
         record_result(name, passed)
+
+
+RISE_NOTEBOOK = "00_start_here.ipynb"
+
+
+def test_notebook_runs_as_live_rise_slides(lab, browser):
+    """Open a notebook in JupyterLab, render it as RISE slides, run a code cell on its slide."""
+    base, token, root = lab
+    nb = nbformat.read(PROJECT_ROOT / "notebooks" / RISE_NOTEBOOK, as_version=4)
+    for cell in nb.cells:  # headings start slides, as in `make slides`; no stored outputs
+        cell.metadata["slideshow"] = {"slide_type": slide_type(cell)}
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, root / "notebooks" / RISE_NOTEBOOK)
+    first_code = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code")
+    expect = playwright_api.expect
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{base}/lab/workspaces/rise/tree/notebooks/{RISE_NOTEBOOK}?reset&token={token}")
+        page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+        accept_kernel = page.locator(".jp-Dialog .jp-mod-accept")
+        try:
+            accept_kernel.wait_for(timeout=5_000)
+            accept_kernel.click()
+        except playwright_api.TimeoutError:
+            pass
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            timeout=60_000)
+        # Select the first code cell, so the slideshow opens on its slide; then the toolbar
+        # button "Render as Reveal Slideshow" (Alt+R) opens the slides beside the notebook.
+        page.locator(".jp-Notebook .jp-Cell").nth(first_code).locator(".jp-InputPrompt").click()
+        page.locator("[data-jp-item-name='RISE-button'] button").click()
+        slides = page.frame_locator(".jp-IFrame iframe")
+        cell = slides.locator(".reveal section.present .jp-Cell").filter(
+            has_text=nb.cells[first_code].source.splitlines()[0])
+        cell.locator(".jp-InputPrompt").click(timeout=60_000)
+        page.keyboard.press("Shift+Enter")  # RISE's smart-exec: run the cell, live, on the slide
+        output = cell.locator(".jp-OutputArea")
+        expect(output).to_contain_text("Matplotlib", timeout=60_000)  # its last line printed
+        expect(output).not_to_contain_text("Traceback")
+    finally:
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUT_DIR / f"rise_{Path(RISE_NOTEBOOK).stem}.png"))
+        page.close()
+        shut_down_kernels(base, token)

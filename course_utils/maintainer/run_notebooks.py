@@ -1,9 +1,9 @@
 """Run notebooks headless, each in a fresh kernel: ``make bench`` and ``make execute``.
 
-    python -m course_utils.run_notebooks bench [NOTEBOOK ...]    # -> bench/results.json
-    python -m course_utils.run_notebooks execute [NOTEBOOK ...]  # store fresh outputs in place
-    python -m course_utils.run_notebooks clean [NOTEBOOK ...]    # strip outputs in place
-    python -m course_utils.run_notebooks browser-figures         # browser test counts -> results
+    python -m course_utils.maintainer.run_notebooks bench [NOTEBOOK ...]    # -> bench/results.json
+    python -m course_utils.maintainer.run_notebooks execute [NOTEBOOK ...]  # store fresh outputs in place
+    python -m course_utils.maintainer.run_notebooks clean [NOTEBOOK ...]    # strip outputs in place
+    python -m course_utils.maintainer.run_notebooks browser-figures         # browser test counts -> results
 
 The benchmark measures each notebook's wall-clock seconds (kernel start included) and the
 kernel's peak resident memory, and gathers the figures the notebooks ``record``.
@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from time import perf_counter
 
@@ -25,8 +26,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
-from .bench import FIGURES_ENV
-from .data import PROJECT_ROOT
+from ..bench import FIGURES_ENV
+from ..data import PROJECT_ROOT
+from .wrong_solutions import rejection_figures
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
@@ -67,6 +69,18 @@ def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat
     return nb, seconds, peak_mb, ok
 
 
+def max_cell_seconds(nb: nbformat.NotebookNode) -> float:
+    """The longest cell of an executed notebook, in seconds, from nbclient's timestamps."""
+    longest = 0.0
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+                          for key in ("iopub.execute_input", "shell.execute_reply"))
+            longest = max(longest, (end - start).total_seconds())
+    return longest
+
+
 def load_results(results_path: Path = RESULTS_PATH) -> dict:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.setdefault("notebooks", {})
@@ -85,15 +99,18 @@ def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
     for path in paths:
         with tempfile.TemporaryDirectory() as tmp:
             figures_file = Path(tmp) / "figures.jsonl"
-            _, seconds, peak_mb, ok = run_notebook(path, figures_file)
+            nb, seconds, peak_mb, ok = run_notebook(path, figures_file)
             lines = figures_file.read_text().splitlines() if figures_file.exists() else []
         for line in lines:
             item = json.loads(line)
             results["figures"][item["name"]] = item["value"]
         peak = None if peak_mb is None else round(peak_mb)
-        results["notebooks"][path.stem] = {"seconds": round(seconds, 1), "peak_rss_mb": peak, "ok": ok}
+        results["notebooks"][path.stem] = {"seconds": round(seconds, 1), "peak_rss_mb": peak, "ok": ok,
+                                           "max_cell_seconds": round(max_cell_seconds(nb), 1)}
         print(f"{path.stem:32s} {seconds:7.1f} s {peak or '?':>7} MB  {'ok' if ok else 'FAILED'}", flush=True)
         save_results(results, results_path)
+    results["figures"].update(rejection_figures())
+    save_results(results, results_path)
     return results
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbconvert import SlidesExporter
 
-from .data import PROJECT_ROOT
+from ..data import PROJECT_ROOT
 
 SLIDES_DIR = PROJECT_ROOT / "build" / "slides"
 VENDOR = "vendor"  # beside the slides: local copies of the JavaScript they load

@@ -1,0 +1,371 @@
+"""Plausible wrong answers to Part I's exercises, to prove that each self-check rejects them.
+
+Every :class:`Exercise` pairs a self-check with the reference answer (which it must accept) and
+at least two wrong answers a student could write (each of which it must reject). The unit tests
+run all of them; ``make bench`` records the fraction rejected as ``checks.wrong_rejected_fraction``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checks import lenet, linear_model, mlp, mnist_data, start_here
+from ..data import one_hot
+from ..models import MLP, LeNet, LinearNet
+from ..training import evaluate, train_epoch
+
+
+@dataclass
+class Exercise:
+    """A self-check ``check(answer, strict=...)``, its reference answer and named wrong answers."""
+
+    name: str
+    check: Callable[..., bool]
+    reference: object
+    wrong: dict[str, object]
+
+
+def passes(exercise: Exercise, answer: object) -> bool:
+    """Whether ``exercise.check`` accepts ``answer`` (its printed report is discarded)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return exercise.check(answer, strict=False)
+
+
+# ---- notebook 00 ---------------------------------------------------------------------------
+
+def split_sizes_swapped() -> tuple[int, int, int]:
+    return 10_000, 50_000, 10_000
+
+
+def split_sizes_official() -> tuple[int, int, int]:
+    return 60_000, 10_000, 10_000  # the official train set, before the validation split
+
+
+def bytes_as_float32(t: torch.Tensor) -> int:
+    return t.numel() * 4
+
+
+def bytes_as_count(t: torch.Tensor) -> int:
+    return t.numel()
+
+
+# ---- notebook 01 ---------------------------------------------------------------------------
+
+def one_hot_off_by_one(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    return (labels[:, None] == torch.arange(1, num_classes + 1)).float()
+
+
+def one_hot_fixed_ten(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    return (labels[:, None] == torch.arange(10)).float()
+
+
+def one_hot_booleans(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    return labels[:, None] == torch.arange(num_classes)
+
+
+def rarest_without_minlength(dataset) -> int:
+    return int(torch.bincount(dataset.labels.long()).argmin())
+
+
+def rarest_of_those_present(dataset) -> int:
+    digits, counts = dataset.labels.unique(return_counts=True)
+    return int(digits[counts.argmin()])
+
+
+def most_common_digit(dataset) -> int:
+    return int(torch.bincount(dataset.labels.long(), minlength=10).argmax())
+
+
+def pixels_truncated(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return ((x * std + mean) * 255).clamp(0, 255).to(torch.uint8)  # no rounding
+
+
+def pixels_wrong_order(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return (((x + mean) * std) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def pixels_as_floats(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return (x * std + mean) * 255
+
+
+# ---- notebook 02 ---------------------------------------------------------------------------
+
+class NetWithSoftmax(LinearNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).softmax(dim=1)
+
+
+class NetWithoutBias(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(28 * 28, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.view(-1, 28 * 28))
+
+
+class NetTransposedPixels(LinearNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.transpose(-1, -2).reshape(-1, 28 * 28))
+
+
+def loop_without_zero_grad(net, loader, criterion, optimizer) -> list[float]:
+    losses = []
+    for x, y in loader:
+        loss = criterion(net(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def loop_without_step(net, loader, criterion, optimizer) -> list[float]:
+    losses = []
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(net(x), y)
+        loss.backward()
+        losses.append(loss.item())
+    return losses
+
+
+def loop_keeping_tensors(net, loader, criterion, optimizer) -> list:
+    losses = []
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(net(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss)  # keeps the graph alive
+    return losses
+
+
+def loop_summed_loss(net, loader, criterion, optimizer) -> list[float]:
+    losses = []
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(net(x), y) * len(y)  # a sum, not a mean
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def loop_zero_grad_after_backward(net, loader, criterion, optimizer) -> list[float]:
+    losses = []
+    for x, y in loader:
+        loss = criterion(net(x), y)
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def accuracy_mean_of_batches(net, loader) -> float:
+    net.eval()
+    accs = [(net(x).argmax(dim=1) == y).float().mean().item() for x, y in loader]
+    return sum(accs) / len(accs)
+
+
+def accuracy_in_train_mode(net, loader) -> float:
+    correct = sum((net(x).argmax(dim=1) == y).sum().item() for x, y in loader)
+    return correct / sum(len(y) for _, y in loader)
+
+
+def accuracy_as_tensor(net, loader) -> torch.Tensor:
+    net.eval()
+    correct = sum((net(x).argmax(dim=1) == y).sum() for x, y in loader)
+    return correct / sum(len(y) for _, y in loader)
+
+
+def softmax_unstable(z: torch.Tensor) -> torch.Tensor:
+    return z.exp() / z.exp().sum(dim=1, keepdim=True)
+
+
+def softmax_over_batch(z: torch.Tensor) -> torch.Tensor:
+    e = (z - z.max()).exp()
+    return e / e.sum(dim=0, keepdim=True)
+
+
+def cross_entropy_summed(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -(z[torch.arange(len(y)), y] - torch.logsumexp(z, dim=1)).sum()
+
+
+def cross_entropy_unstable(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    p = z.exp() / z.exp().sum(dim=1, keepdim=True)
+    return -p[torch.arange(len(y)), y].log().mean()
+
+
+def cross_entropy_first_class(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -(z[:, 0] - torch.logsumexp(z, dim=1)).mean()
+
+
+# ---- notebook 03 ---------------------------------------------------------------------------
+
+class MLPWithoutReLU(MLP):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(self.fc2(self.fc1(x.flatten(1))))
+
+
+class MLPReLUOnLogits(MLP):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(super().forward(x))
+
+
+class MLPSwappedWidths(MLP):
+    def __init__(self):
+        super().__init__(hidden=(80, 120))
+
+
+def count_without_biases(sizes: list[int]) -> int:
+    return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def count_biases_of_inputs(sizes: list[int]) -> int:
+    return sum(a * b + a for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def best_single_run(results: dict[str, list[float]]) -> str:
+    return max(results, key=lambda name: max(results[name]))
+
+
+def best_last_seed(results: dict[str, list[float]]) -> str:
+    return max(results, key=lambda name: results[name][-1])
+
+
+def best_first_seed(results: dict[str, list[float]]) -> str:
+    return max(results, key=lambda name: results[name][0])
+
+
+# ---- notebook 04 ---------------------------------------------------------------------------
+
+def side_without_padding(h: int, k: int, p: int = 0, s: int = 1) -> int:
+    return (h - k) // s + 1
+
+
+def side_rounded_up(h: int, k: int, p: int = 0, s: int = 1) -> int:
+    return -(-(h + 2 * p - k) // s) + 1
+
+
+def side_off_by_one(h: int, k: int, p: int = 0, s: int = 1) -> int:
+    return (h + 2 * p - k) // s
+
+
+def pool_wrong_reshape(x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return x.reshape(b, c, 2, h // 2, 2, w // 2).amax(dim=(2, 4))  # blocks far apart
+
+
+def pool_of_absolute_values(x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return x.abs().view(b, c, h // 2, 2, w // 2, 2).amax(dim=(3, 5))
+
+
+def pool_average(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(x, 2)
+
+
+class LeNetWithoutPadding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv2(F.max_pool2d(F.relu(self.conv1(x)), 2))), 2)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x.flatten(1))))))
+
+
+class LeNetPoolBeforeReLUMissing(LeNet):
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self.conv1(x), 2)  # no ReLU
+        return F.max_pool2d(self.conv2(x), 2)
+
+
+class LeNetAveragePooling(LeNet):
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(F.relu(self.conv1(x)), 2)
+        return F.avg_pool2d(F.relu(self.conv2(x)), 2)
+
+
+def fc1_inputs_ignoring_padding(side: int, padding: int) -> int:
+    return 16 * ((side - 4) // 2 - 4) // 2 * ((side - 4) // 2 - 4) // 2
+
+
+def fc1_inputs_one_channel(side: int, padding: int) -> int:
+    s = ((side + 2 * padding - 4) // 2 - 4) // 2
+    return s * s
+
+
+def fc1_inputs_always_400(side: int, padding: int) -> int:
+    return 400
+
+
+EXERCISES: list[Exercise] = [
+    Exercise("00 split_sizes", start_here.check_split_sizes, lambda: (50_000, 10_000, 10_000),
+             {"train and validation swapped": split_sizes_swapped,
+              "the official 60,000 as training": split_sizes_official}),
+    Exercise("00 tensor_bytes", start_here.check_tensor_bytes, start_here.reference_tensor_bytes,
+             {"4 bytes whatever the dtype": bytes_as_float32, "elements, not bytes": bytes_as_count}),
+    Exercise("01 one_hot_by_comparison", mnist_data.check_one_hot, one_hot,
+             {"off by one": one_hot_off_by_one, "always 10 classes": one_hot_fixed_ten,
+              "booleans, not floats": one_hot_booleans}),
+    Exercise("01 rarest_digit", mnist_data.check_rarest_digit, mnist_data.reference_rarest_digit,
+             {"bincount without minlength": rarest_without_minlength,
+              "only digits present": rarest_of_those_present, "the most common": most_common_digit}),
+    Exercise("01 to_pixels", mnist_data.check_to_pixels, mnist_data.reference_to_pixels,
+             {"truncated, not rounded": pixels_truncated, "operations in the wrong order":
+              pixels_wrong_order, "floats, not uint8": pixels_as_floats}),
+    Exercise("02 Net", linear_model.check_linear_net, LinearNet,
+             {"a softmax at the end": NetWithSoftmax, "no bias": NetWithoutBias,
+              "pixels flattened column by column": NetTransposedPixels}),
+    Exercise("02 my_softmax", linear_model.check_softmax, lambda z: torch.softmax(z, dim=1),
+             {"no max subtracted": softmax_unstable, "over the batch axis": softmax_over_batch}),
+    Exercise("02 my_cross_entropy", linear_model.check_cross_entropy, F.cross_entropy,
+             {"a sum, not a mean": cross_entropy_summed, "log of softmax": cross_entropy_unstable,
+              "always class 0": cross_entropy_first_class}),
+    Exercise("02 train_epoch", linear_model.check_train_epoch, train_epoch,
+             {"no zero_grad": loop_without_zero_grad, "no optimizer.step": loop_without_step,
+              "loss tensors kept": loop_keeping_tensors, "summed loss": loop_summed_loss,
+              "zero_grad after backward": loop_zero_grad_after_backward}),
+    Exercise("02 evaluate", linear_model.check_evaluate, evaluate,
+             {"mean of per-batch accuracies": accuracy_mean_of_batches,
+              "no net.eval()": accuracy_in_train_mode, "a tensor, not a float": accuracy_as_tensor}),
+    Exercise("03 Net", mlp.check_mlp, MLP,
+             {"no ReLU": MLPWithoutReLU, "ReLU on the logits": MLPReLUOnLogits,
+              "hidden widths swapped": MLPSwappedWidths}),
+    Exercise("03 mlp_parameter_count", mlp.check_parameter_count,
+             lambda sizes: sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False)),
+             {"no biases": count_without_biases, "biases counted on inputs": count_biases_of_inputs}),
+    Exercise("03 best_setting", mlp.check_best_setting, mlp.reference_best_setting,
+             {"best single run": best_single_run, "last seed": best_last_seed,
+              "first seed": best_first_seed}),
+    Exercise("04 conv_output_side", lenet.check_output_side, lenet.reference_output_side,
+             {"padding ignored": side_without_padding, "rounded up": side_rounded_up,
+              "off by one": side_off_by_one}),
+    Exercise("04 max_pool_2x2", lenet.check_max_pool, lambda x: F.max_pool2d(x, 2),
+             {"wrong reshape": pool_wrong_reshape, "absolute values": pool_of_absolute_values,
+              "average pooling": pool_average}),
+    Exercise("04 Net", lenet.check_lenet, LeNet,
+             {"no padding": LeNetWithoutPadding, "no ReLU after the convolutions":
+              LeNetPoolBeforeReLUMissing, "average pooling": LeNetAveragePooling}),
+    Exercise("04 fc1_inputs", lenet.check_fc1_inputs, lenet.measured_fc1_inputs,
+             {"padding ignored": fc1_inputs_ignoring_padding, "one channel": fc1_inputs_one_channel,
+              "always 400": fc1_inputs_always_400}),
+]
+
+
+def rejection_figures() -> dict[str, float]:
+    """``checks.wrong_pairs`` tried and ``checks.wrong_rejected_fraction`` rejected."""
+    pairs = [(e, w) for e in EXERCISES for w in e.wrong.values()]
+    rejected = sum(not passes(e, w) for e, w in pairs)
+    return {"checks.wrong_pairs": len(pairs), "checks.wrong_rejected_fraction": rejected / len(pairs),
+            "checks.exercises": len(EXERCISES)}

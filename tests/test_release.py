@@ -1,0 +1,82 @@
+"""One source per notebook: the student notebooks are nbgrader's output from source/, and the
+instructor build puts the reference solutions and hidden tests back."""
+
+import nbformat
+import pytest
+
+from course_utils.maintainer.release import (
+    NOTEBOOKS_DIR,
+    SOURCE_DIR,
+    STUB,
+    grade_id,
+    instructor_notebook,
+    keep_stored_outputs,
+    student_notebooks,
+)
+
+SOURCES = sorted(SOURCE_DIR.glob("*.ipynb"))
+
+
+def test_every_notebook_has_a_source_and_every_source_a_notebook():
+    assert [p.name for p in SOURCES] == sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb"))
+
+
+def shape(nb):
+    """What the generator decides: cell kinds, sources and nbgrader metadata, not the outputs."""
+    return [(c.cell_type, c.source, c.metadata.get("nbgrader"), c.metadata.get("tags"))
+            for c in nb.cells]
+
+
+def test_the_student_notebooks_are_what_the_generator_produces(tmp_path):
+    written = student_notebooks(SOURCES, tmp_path)
+    for path in written:
+        generated = nbformat.read(path, as_version=4)
+        stored = nbformat.read(NOTEBOOKS_DIR / path.name, as_version=4)
+        assert shape(generated) == shape(stored), \
+            f"{path.name} differs from source/: run `make execute`"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_sources_hold_solutions_and_graded_checks_with_points(source):
+    nb = nbformat.read(source, as_version=4)
+    solutions = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert solutions and graded, "every lesson has exercises"
+    assert all("### BEGIN SOLUTION" in c.source for c in solutions)
+    assert all(c.metadata["nbgrader"]["points"] > 0 for c in graded)
+    for cell in graded:  # each graded check shows its points to the student
+        points = cell.metadata["nbgrader"]["points"]
+        assert cell.source.startswith(f"# Self-check · {points} point"), cell.source[:60]
+    assert len({grade_id(c) for c in solutions + graded}) == len(solutions + graded)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_student_version_has_stubs_and_no_solution_or_hidden_test(source):
+    student = nbformat.read(NOTEBOOKS_DIR / source.name, as_version=4)
+    text = "\n".join(c.source for c in student.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    stubs = [c for c in student.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert stubs and all(STUB in c.source for c in stubs)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_instructor_build_takes_every_nbgrader_cell_from_the_source(source):
+    student = NOTEBOOKS_DIR / source.name
+    built = instructor_notebook(student, source)
+    from_source = {grade_id(c): c.source for c in nbformat.read(source, as_version=4).cells
+                   if grade_id(c)}
+    built_cells = {grade_id(c): c.source for c in built.cells if grade_id(c)}
+    assert built_cells == from_source
+    assert not any(STUB in s for s in built_cells.values())
+
+
+def test_outputs_survive_a_comment_change_only():
+    old = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1  # one"),
+                                          nbformat.v4.new_code_cell("y = 2")])
+    for i, cell in enumerate(old.cells):
+        cell.outputs, cell.execution_count = [nbformat.v4.new_output("stream", text="out")], i + 1
+    new = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# a comment\nx = 1  # one"),
+                                          nbformat.v4.new_code_cell("y = 3")])
+    keep_stored_outputs(new, old)
+    assert new.cells[0].outputs and new.cells[0].execution_count == 1
+    assert not new.cells[1].outputs and new.cells[1].execution_count is None
