@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BROWSER_STAMP := $(VENV)/.browser-installed
 
-.PHONY: setup data lab test lint unit notebooks test-browser bench execute clean-outputs slides clean
+.PHONY: setup data lab test lint unit notebooks test-browser bench execute clean-outputs slides deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,29 @@ data: $(STAMP)
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: lint unit notebooks test-browser
+test: lint unit grading notebooks test-browser
 
 lint: setup
 	$(VENV)/bin/ruff check course_utils tests notebooks source
 
+# The C program's tests need a compiler: tools/ensure-cc installs one where it can (CI must have it).
 unit: setup
-	$(PY) -m pytest tests --ignore=tests/browser
+	@tools/ensure-cc || [ -z "$$CI" ]
+	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/grading
+
+# nbgrader grades every notebook, networking off: reference solutions full points, the released
+# notebooks none, a broken exercise loses its points, an endless loop is cut off (tests/grading).
+.PHONY: grading grade
+grading: setup
+	tools/offline $(PY) -m pytest tests/grading -p no:cacheprovider
+
+# Autograde SUBMISSIONS/<student_id>/<NN_name>.ipynb with nbgrader into $(GRADES); see README.
+# FEEDBACK=folder also writes nbgrader's feedback HTML there, one folder per student.
+GRADES ?= build/grades.csv
+GRADE_FEEDBACK = $(if $(FEEDBACK),--feedback "$(FEEDBACK)")
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder"; exit 2; }
+	$(PY) -m course_utils.maintainer.grading "$(SUBMISSIONS)" --out "$(GRADES)" $(GRADE_FEEDBACK)
 
 # Every notebook as a test, with networking off for the kernel (see tools/offline): the instructor
 # version (reference solutions and hidden tests from source/), every self-check required to pass.
@@ -69,6 +85,16 @@ clean-outputs: setup
 slides: setup
 	tools/vendor-slides
 	$(PY) -m course_utils.maintainer.slides
+
+# The compressed model in a C program of the course's own: deploy/ reads notebook 13's compact file
+# and notebook 11's fixed-point one. No Python and no library needed: `build/deploy/dlcz --accuracy
+# model.dlcz` (see --help). `make unit` builds and tests it (tests/test_deploy.py): without a C
+# compiler those tests are skipped, except in CI ($CI set), where they fail.
+deploy: build/deploy/dlcz
+
+build/deploy/dlcz: $(wildcard deploy/*.c deploy/*.h)
+	mkdir -p build/deploy
+	$(CC) -std=c99 -O2 -Wall -Wextra -o $@ $(sort $(wildcard deploy/*.c)) -lm
 
 clean:
 	rm -rf $(VENV) build data/mnist/MNIST data/checkpoints/cache bench/results.json

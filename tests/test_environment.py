@@ -8,6 +8,7 @@ from course_utils.data import PROJECT_ROOT
 
 tomllib = pytest.importorskip("tomllib")
 CONDA_NAMES = {"pytorch-cpu": "torch"}  # conda-forge's CPU-only PyTorch is the pip package torch
+CONDA_ONLY = {"python", "pip", "c-compiler"}  # no pip package: the interpreter, pip, a C compiler (notebook 14)
 
 
 def package_name(requirement: str) -> str:
@@ -25,7 +26,7 @@ def conda_packages() -> set[str]:
     text = (PROJECT_ROOT / "environment.yml").read_text()
     for line in text.split("dependencies:", 1)[1].splitlines():
         match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)  # top-level dependencies only, not the pip: list
-        if match and match.group(1) not in {"python", "pip"}:
+        if match and match.group(1) not in CONDA_ONLY:
             names.add(CONDA_NAMES.get(match.group(1), match.group(1)).lower())
     return names
 
@@ -42,3 +43,7 @@ def test_lower_bounds_not_pins():
 def test_environment_uses_cpu_pytorch_from_conda_forge():
     text = (PROJECT_ROOT / "environment.yml").read_text()
     assert "- conda-forge" in text and "pytorch-cpu" in text and "--editable ." in text
+
+
+def test_environment_has_a_c_compiler_for_binder():
+    assert re.search(r"^  - c-compiler\b", (PROJECT_ROOT / "environment.yml").read_text(), re.M)

@@ -56,3 +56,18 @@ def test_browser_counts_are_added_to_the_results(tmp_path):
     figures = record_browser_figures(summary, results_path)["figures"]
     assert figures == {"lenet.test_acc": 0.99, "browser.notebooks_passed": 2, "browser.notebooks_total": 3}
     assert json.loads(results_path.read_text())["figures"] == figures
+
+
+def test_progress_bars_are_stored_in_their_finished_state():
+    from course_utils.maintainer.run_notebooks import WIDGET_STATE, WIDGET_VIEW, store_finished_progress
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("fit(...)")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={
+        "text/plain": "  0%|          | 0/4 [00:00<?, ?batch/s]", WIDGET_VIEW: {"model_id": "box"}})]
+    nb.metadata["widgets"] = {WIDGET_STATE: {"state": {
+        "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_b", "IPY_MODEL_r"]}},
+        "l": {"model_name": "HTMLModel", "state": {"value": "lr\u20070.1:\u2007100%"}},
+        "b": {"model_name": "FloatProgressModel", "state": {"value": 4, "max": 4}},
+        "r": {"model_name": "HTMLModel", "state": {"value": "\u20074/4\u2007[00:01&lt;00:00]"}},
+    }}}
+    assert store_finished_progress(nb) == 1
+    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "lr 0.1: 100%|██████████| 4/4 [00:01<00:00]"

@@ -6,12 +6,14 @@
     python -m course_utils.maintainer.run_notebooks browser-figures         # browser test counts -> results
 
 The benchmark measures each notebook's wall-clock seconds (kernel start included) and the
-kernel's peak resident memory, and gathers the figures the notebooks ``record``.
+kernel's peak resident memory, and gathers the figures the notebooks ``record``; then nbgrader
+grades the reference solutions and the blank notebooks (``grade.*``, see ``grading``).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import sys
@@ -28,6 +30,7 @@ from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
 from ..bench import FIGURES_ENV
 from ..data import PROJECT_ROOT
+from .grading import grade_figures
 from .wrong_solutions import rejection_figures
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -67,6 +70,41 @@ def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat
     peak_cell = nb.cells.pop()
     peak_mb = float(peak_cell.outputs[0]["text"]) if ok and peak_cell.outputs else None
     return nb, seconds, peak_mb, ok
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def widget_text(model_id: str, state: dict) -> str | None:
+    """A progress bar widget (HTML, FloatProgress, HTML) as the text tqdm prints, from its saved
+    state; None for any other widget."""
+    model = state.get(model_id, {})
+    children = [state.get(c.removeprefix("IPY_MODEL_"), {}) for c in
+                model.get("state", {}).get("children", [])]
+    kinds = [c.get("model_name") for c in children]
+    if model.get("model_name") != "HBoxModel" or kinds != ["HTMLModel", "FloatProgressModel",
+                                                           "HTMLModel"]:
+        return None
+    left, bar, right = (c["state"] for c in children)
+    filled = round(10 * bar.get("value", 0) / bar["max"]) if bar.get("max") else 0
+    text = f"{left.get('value', '')}|{'█' * filled}{' ' * (10 - filled)}|{right.get('value', '')}"
+    return html.unescape(text).replace("\u2007", " ")
+
+
+def store_finished_progress(nb: nbformat.NotebookNode) -> int:
+    """Give each progress bar's plain-text fallback (what GitHub shows) its finished state, read
+    from the widget state the run saved; returns how many outputs were changed."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            text = view and widget_text(view["model_id"], state)
+            if text:
+                output["data"]["text/plain"] = text
+                changed += 1
+    return changed
 
 
 def max_cell_seconds(nb: nbformat.NotebookNode) -> float:
@@ -110,6 +148,7 @@ def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
         print(f"{path.stem:32s} {seconds:7.1f} s {peak or '?':>7} MB  {'ok' if ok else 'FAILED'}", flush=True)
         save_results(results, results_path)
     results["figures"].update(rejection_figures())
+    results["figures"].update(grade_figures([path.stem for path in paths]))  # nbgrader, grading view
     save_results(results, results_path)
     return results
 
@@ -142,6 +181,7 @@ def execute(paths: list[Path]) -> bool:
     for path in paths:
         nb, seconds, _, ok = run_notebook(path)
         if ok:
+            store_finished_progress(nb)
             nbformat.write(nb, path)
         all_ok &= ok
         print(f"{path.name}: {'stored' if ok else 'FAILED, left unchanged'} ({seconds:.0f} s)", flush=True)

@@ -1,4 +1,5 @@
-"""Plausible wrong answers to Part I's exercises, to prove that each self-check rejects them.
+"""Plausible wrong answers to the exercises of Part I and notebook 14, to prove that each self-check
+rejects them.
 
 Every :class:`Exercise` pairs a self-check with the reference answer (which it must accept) and
 at least two wrong answers a student could write (each of which it must reject). The unit tests
@@ -16,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import lenet, linear_model, mlp, mnist_data, start_here
+from ..checks import deploy_in_c, lenet, linear_model, mlp, mnist_data, start_here
 from ..data import one_hot
+from ..deploy import find_compiler
 from ..models import MLP, LeNet, LinearNet
 from ..training import evaluate, train_epoch
 
@@ -361,6 +363,36 @@ EXERCISES: list[Exercise] = [
              {"padding ignored": fc1_inputs_ignoring_padding, "one channel": fc1_inputs_one_channel,
               "always 400": fc1_inputs_always_400}),
 ]
+
+
+# ---- notebook 14 (C source, compiled: registered where a compiler is found; CI requires one) --
+
+def max_pool_c_from_zero() -> str:
+    return deploy_in_c.reference_max_pool_c().replace(
+        "float m = top[0];", "float m = 0.0f;  /* wrong for negative maps */\n if (top[0] > m) m = top[0];")
+
+
+def max_pool_c_rounded_up() -> str:
+    return deploy_in_c.reference_max_pool_c().replace(
+        "out_h = height / 2, out_w = width / 2", "out_h = (height + 1) / 2, out_w = (width + 1) / 2")
+
+
+def max_pool_c_rows_of_pairs() -> str:  # an input row taken as 2 * out_w floats: wrong for odd widths
+    return deploy_in_c.reference_max_pool_c().replace(
+        "(c * height + 2 * y) * width + 2 * x", "(c * height + 2 * y) * 2 * out_w + 2 * x").replace(
+        "top + width;", "top + 2 * out_w;")
+
+
+def max_pool_c_one_channel_out() -> str:
+    return deploy_in_c.reference_max_pool_c().replace("out[(c * out_h + y) * out_w + x]", "out[y * out_w + x]")
+
+
+if find_compiler() is not None:
+    EXERCISES.append(
+        Exercise("14 max_pool2 in C", deploy_in_c.check_max_pool_c, deploy_in_c.reference_max_pool_c,
+                 {"max starts at 0": max_pool_c_from_zero, "sizes rounded up": max_pool_c_rounded_up,
+                  "rows of 2 * out_w": max_pool_c_rows_of_pairs,
+                  "channel left out of out": max_pool_c_one_channel_out}))
 
 
 def rejection_figures() -> dict[str, float]:
