@@ -14,6 +14,7 @@ All their inputs are constants, so a runtime may compute them once, when it load
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,39 +61,62 @@ def _decoding(name: str, code: EncodedLayer) -> tuple[list[onnx.TensorProto], li
     return init, nodes
 
 
-def onnx_model(architecture: str, layers: dict[str, EncodedLayer]) -> onnx.ModelProto:
-    """The ONNX model of an encoded ``architecture`` (a key of ``GRAPHS``): input ``digits``
-    (B, 1, 28, 28) fp32, output ``scores`` (B, 10)."""
-    if architecture not in GRAPHS:
-        raise ValueError(f"no ONNX graph for {architecture!r}; choose one of {sorted(GRAPHS)}")
-    initializers = [numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
-                    numpy_helper.from_array(np.array(0, dtype=np.int64), "axis0")]
-    nodes, x = [], INPUT
-    for i, step in enumerate(GRAPHS[architecture]):
-        y = OUTPUT if i == len(GRAPHS[architecture]) - 1 else f"x{i}"
-        if step in layers:
-            init, decode = _decoding(step, layers[step])
-            initializers += init
-            nodes += decode
-            inputs = [x, f"{step}.weight"] + ([f"{step}.bias"] if layers[step].bias is not None else [])
-            if len(layers[step].shape) == 4:
-                nodes.append(helper.make_node("Conv", inputs, [y]))
-            else:
-                nodes.append(helper.make_node("Gemm", inputs, [y], transB=1))  # x @ W.T + b
-        elif step == "maxpool":
+def weight_node(step: str, x: str, y: str, conv: bool, bias: bool = True) -> onnx.NodeProto:
+    """The Conv or Gemm node of layer ``step``, reading the initializers ``<step>.weight`` and
+    (with ``bias``) ``<step>.bias``."""
+    inputs = [x, f"{step}.weight"] + ([f"{step}.bias"] if bias else [])
+    if conv:
+        return helper.make_node("Conv", inputs, [y], name=step)
+    return helper.make_node("Gemm", inputs, [y], name=step, transB=1)  # x @ W.T + b
+
+
+LayerBuilder = Callable[[str, str, str], tuple[list[onnx.TensorProto], list[onnx.NodeProto]]]
+
+
+def chain_model(name: str, steps: list[str], layer: LayerBuilder,
+                initializers: list[onnx.TensorProto] | None = None) -> onnx.ModelProto:
+    """A checked ONNX model running ``steps`` in a chain from ``digits`` (B, 1, 28, 28) fp32 to
+    ``scores`` (B, 10): ``maxpool``, ``relu`` and ``flatten`` are built here, and
+    ``layer(step, x, y)`` gives the initializers and nodes of every other step."""
+    initializers, nodes, x = list(initializers or []), [], INPUT
+    for i, step in enumerate(steps):
+        y = OUTPUT if i == len(steps) - 1 else f"x{i}"
+        if step == "maxpool":
             nodes.append(helper.make_node("MaxPool", [x], [y], kernel_shape=[2, 2], strides=[2, 2]))
         elif step == "relu":
             nodes.append(helper.make_node("Relu", [x], [y]))
         elif step == "flatten":
             nodes.append(helper.make_node("Flatten", [x], [y], axis=1))
         else:
-            raise ValueError(f"layer {step!r} of {architecture} is missing from the encoding")
+            init, more = layer(step, x, y)
+            initializers += init
+            nodes += more
         x = y
-    graph = helper.make_graph(nodes, architecture, [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 1, 28, 28])],
-                              [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 10])], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dl-course")
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 10])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="dl-course")
     onnx.checker.check_model(model)
     return model
+
+
+def onnx_model(architecture: str, layers: dict[str, EncodedLayer]) -> onnx.ModelProto:
+    """The ONNX model of an encoded ``architecture`` (a key of ``GRAPHS``): input ``digits``
+    (B, 1, 28, 28) fp32, output ``scores`` (B, 10)."""
+    if architecture not in GRAPHS:
+        raise ValueError(f"no ONNX graph for {architecture!r}; choose one of {sorted(GRAPHS)}")
+
+    def layer(step: str, x: str, y: str) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
+        if step not in layers:
+            raise ValueError(f"layer {step!r} of {architecture} is missing from the encoding")
+        init, decode = _decoding(step, layers[step])
+        code = layers[step]
+        return init, decode + [weight_node(step, x, y, len(code.shape) == 4, code.bias is not None)]
+
+    constants = [numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+                 numpy_helper.from_array(np.array(0, dtype=np.int64), "axis0")]
+    return chain_model(architecture, GRAPHS[architecture], layer, constants)
 
 
 def export_onnx(path: str | Path, architecture: str, layers: dict[str, EncodedLayer]) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -40,7 +40,7 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
-from .onnx_export import GRAPHS, INPUT, OPSET, OUTPUT
+from .onnx_export import GRAPHS, INPUT, chain_model, weight_node
 from .timing import median_seconds
 
 # The float graphs: onnx_export's steps, with LeNet-5's ReLU moved before each pooling. The function is
@@ -95,32 +95,14 @@ def float_onnx(architecture: str, model: nn.Module) -> onnx.ModelProto:
     dense weights: input ``digits`` (B, 1, 28, 28), output ``scores`` (B, 10)."""
     if architecture not in FLOAT_GRAPHS:
         raise ValueError(f"no ONNX graph for {architecture!r}; choose one of {sorted(FLOAT_GRAPHS)}")
-    initializers, nodes, x = [], [], INPUT
-    steps = FLOAT_GRAPHS[architecture]
-    for i, step in enumerate(steps):
-        y = OUTPUT if i == len(steps) - 1 else f"x{i}"
-        if step == "maxpool":
-            nodes.append(helper.make_node("MaxPool", [x], [y], kernel_shape=[2, 2], strides=[2, 2]))
-        elif step == "relu":
-            nodes.append(helper.make_node("Relu", [x], [y]))
-        elif step == "flatten":
-            nodes.append(helper.make_node("Flatten", [x], [y], axis=1))
-        else:
-            layer = getattr(model, step)
-            initializers += [numpy_helper.from_array(layer.weight.detach().cpu().float().numpy(), f"{step}.weight"),
-                             numpy_helper.from_array(layer.bias.detach().cpu().float().numpy(), f"{step}.bias")]
-            inputs = [x, f"{step}.weight", f"{step}.bias"]
-            if isinstance(layer, nn.Conv2d):
-                nodes.append(helper.make_node("Conv", inputs, [y], name=step))
-            else:
-                nodes.append(helper.make_node("Gemm", inputs, [y], name=step, transB=1))  # x @ W.T + b
-        x = y
-    graph = helper.make_graph(nodes, architecture,
-                              [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 1, 28, 28])],
-                              [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 10])], initializers)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dl-course")
-    onnx.checker.check_model(onnx_model)
-    return onnx_model
+
+    def layer(step: str, x: str, y: str) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
+        module = model.get_submodule(step)
+        weights = [numpy_helper.from_array(p.detach().cpu().float().numpy(), f"{step}.{kind}")
+                   for kind, p in [("weight", module.weight), ("bias", module.bias)]]
+        return weights, [weight_node(step, x, y, isinstance(module, nn.Conv2d))]
+
+    return chain_model(architecture, FLOAT_GRAPHS[architecture], layer)
 
 
 def export_float(path: str | Path, architecture: str, model: nn.Module) -> int:
