@@ -1,7 +1,9 @@
 """Helpers shared by the dl-course notebooks: one small module per topic.
 
 - ``data``: verified MNIST, splits, normalisation, DataLoaders, one-hot
-- ``models``: LinearNet, MLP, LeNet, the reference LeNet-300-100 and Caffe LeNet-5, BinaryConnect's MLP
+- ``paths``: the project's folders
+- ``models``: LinearNet, MLP, LeNet, the reference LeNet-300-100 and Caffe LeNet-5
+- ``zoo``: every network by name, Part II's included (``build_model``)
 - ``training``: seeding, device choice, the training loop, evaluation
 - ``plots``: digit grids, loss curves, confusion matrices, weight histograms
 - ``widgets``: interactive controls for live demos
@@ -9,7 +11,8 @@
 - ``bench`` and ``run_notebooks``: figures recorded for ``make bench``, notebooks run headless
 - ``cost`` and ``timing``: parameters, MACs, bytes, energy; honest latency measurements
 - ``pruning`` and ``neurons``: weight pruning, sparse storage; group regularisers, smaller layers
-- ``quantization`` and ``int8``: binary and uniform quantization, BinaryConnect; real int8 inference
+- ``quantization`` and ``int8``: binary and uniform quantization, BinaryConnect's MLP; real int8
+  inference
 - ``sharing``, ``huffman`` and ``deep_compression``: k-means weight sharing, product and residual
   quantization; Huffman coding; pruned and shared layers encoded with every byte counted
 - ``compact`` and ``onnx_export``: the course's compact model file, checked by CRC-32; ONNX export
@@ -23,7 +26,7 @@
 from .bench import record
 from .checkpoints import load_state, save_state
 from .data import DataError, load_mnist, make_loader, make_loaders, one_hot, prepare_mnist
-from .models import build_model, count_parameters
+from .models import count_parameters
 from .plots import plot_confusion, plot_losses, plot_weight_histograms, show_digits
 from .reference import pretrained
 from .training import (
@@ -36,6 +39,7 @@ from .training import (
     train_epoch,
     train_step,
 )
+from .zoo import build_model
 
 __all__ = [
     "DataError", "build_model", "confusion_matrix", "count_parameters", "default_device", "evaluate", "fit",

@@ -3,7 +3,7 @@
 Everything is little-endian; ``u8``/``u16``/``u32`` are unsigned integers of 1, 2 and 4 bytes.
 
     magic b"DLCZ", format version (u8)
-    architecture: name length (u8), UTF-8 name (a key of ``models.MODELS``)
+    architecture: name length (u8), UTF-8 name (a key of ``zoo.MODELS``)
     number of layers (u8), then for each layer:
         name length (u8), UTF-8 name
         number of dimensions (u8), each dimension (u32); entry count (u32)

@@ -6,7 +6,8 @@ unpacked into ``<root>/MNIST/raw``, the layout ``torchvision.datasets.MNIST`` re
 
 To use another dataset in the same IDX layout (an instructor's own digits, say),
 put its four ``.gz`` files and an ``MD5SUMS`` file in a folder and pass
-``root=that_folder`` or set the environment variable ``COURSE_MNIST_DIR``.
+``root=that_folder`` or set the environment variable ``COURSE_MNIST_DIR``. Without either, the
+files are read from ``mnist/`` in the course's data folder (``$COURSE_DATA_DIR``, else ``data/``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import torch
 import torchvision
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MNIST_DIR = PROJECT_ROOT / "data" / "mnist"
+from .paths import data_dir
+
 MNIST_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -42,8 +43,9 @@ class DataError(RuntimeError):
 
 
 def mnist_dir(root: str | Path | None = None) -> Path:
-    """The folder holding the ``.gz`` files: ``root``, else ``$COURSE_MNIST_DIR``, else ``data/mnist``."""
-    return Path(root or os.environ.get("COURSE_MNIST_DIR") or DEFAULT_MNIST_DIR)
+    """The folder holding the ``.gz`` files: ``root``, else ``$COURSE_MNIST_DIR``, else ``mnist/``
+    in the course's data folder (``paths.data_dir``)."""
+    return Path(root or os.environ.get("COURSE_MNIST_DIR") or data_dir() / "mnist")
 
 
 def md5_hex(data: bytes) -> str:

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from . import huffman
-from .models import build_model
 from .sharing import index_bits, kmeans_share, share_layer
+from .zoo import build_model
 
 HEADER_BYTES_PER_FIELD = 4  # shape dimensions, entry count and bit widths as 32-bit integers
 
@@ -49,9 +49,9 @@ def sparse_entries(mask: torch.Tensor, value_index: torch.Tensor, position_bits:
 
     ``value_index`` (shaped like ``mask``) holds each weight's codebook index, 1..k-1.
     """
-    positions = mask.flatten().nonzero().flatten().numpy()
+    positions = mask.flatten().nonzero().flatten().cpu().numpy()
     gaps = np.diff(positions, prepend=-1)  # >= 1
-    values = value_index.flatten().numpy()[positions]
+    values = value_index.flatten().cpu().numpy()[positions]
     max_gap = 2**position_bits
     fillers = (gaps - 1) // max_gap  # zero entries needed before each kept weight
     stored_gaps, stored_values = [], []
@@ -148,7 +148,7 @@ def encode_model(model: nn.Module, layers: list[str], position_bits: int, use_hu
 
 
 def decode_model(architecture: str, layers: dict[str, EncodedLayer], device: torch.device | str = "cpu") -> nn.Module:
-    """A fresh ``models.build_model(architecture)`` with the decoded weights and biases, in eval mode.
+    """A fresh ``zoo.build_model(architecture)`` with the decoded weights and biases, in eval mode.
 
     Every parameter of the model must come from ``layers``: nothing is left at its random initial value.
     """

@@ -40,12 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import PROJECT_ROOT, prepare_mnist
+from .data import prepare_mnist
 from .fixed_point import FixedPointMLP, int_matmul, saturate, shift_round, to_fixed
+from .paths import BUILD_DIR, DEPLOY_DIR
 
-DEPLOY_DIR = PROJECT_ROOT / "deploy"
-BUILD_DIR = PROJECT_ROOT / "build" / "deploy"
-BINARY = BUILD_DIR / "dlcz"
+BINARY = BUILD_DIR / "deploy" / "dlcz"
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra")  # as the Makefile's `make deploy`
 COMPILERS = ("cc", "gcc", "clang")
 NO_COMPILER = (

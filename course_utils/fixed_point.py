@@ -145,7 +145,7 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, bits: int) -> torch.Tensor:
     if 2 * (bits - 1) + k.bit_length() <= 31:
         return (a.int() @ b.int().T).long()
     n = -(-bits // 8)  # limbs per value
-    acc = torch.zeros(a.shape[0], b.shape[0], dtype=torch.int64)
+    acc = torch.zeros(a.shape[0], b.shape[0], dtype=torch.int64, device=a.device)
     for i, a_limb in enumerate(limbs(a, n)):
         for j, b_limb in enumerate(limbs(b, n)):
             acc += (a_limb @ b_limb.T).long() << 8 * (i + j)  # (M, N)

@@ -71,11 +71,12 @@ def class_activation_map(model: GapNet, x: torch.Tensor, classes: torch.Tensor |
     """The map of one class per image, and the classes: ``classes`` ``(B,)`` if given, else the predicted ones.
 
     ``x`` is ``(B, 1, H, W)``; the maps are ``(B, H', W')`` in logit units: each one's mean is that
-    class's logit.
+    class's logit. ``x`` and ``classes`` are moved to the model's device, where both results are.
     """
-    maps = model.class_maps(x)  # (B, 10, H', W')
+    maps = model.class_maps(x.to(next(model.parameters()).device))  # (B, 10, H', W')
     if classes is None:
         classes = maps.mean(dim=(2, 3)).argmax(dim=1)  # (B,)
+    classes = classes.to(maps.device)
     return maps[torch.arange(len(x), device=maps.device), classes], classes  # (B, H', W'), (B,)
 
 

@@ -12,6 +12,7 @@ These kernels are CPU-only, and their Python entry points (``torch.quantize_per_
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
@@ -89,12 +90,13 @@ class Int8Model(nn.Module):
 
 
 class Int8LeNet5(Int8Model):
-    """Caffe's LeNet-5 in int8, calibrated on ``calibration`` inputs (B, 1, 28, 28). CPU only."""
+    """Caffe's LeNet-5 in int8, calibrated on ``calibration`` inputs (B, 1, 28, 28). Runs on the
+    CPU, from a model on any device."""
 
     @torch.no_grad()
     def __init__(self, model: CaffeLeNet5, calibration: torch.Tensor):
         super().__init__()
-        model = model.cpu().eval()
+        model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
         x = calibration.cpu()
         a1 = F.relu(model.conv1(x))  # (B, 20, 24, 24); max pooling keeps the range
         a2 = F.relu(model.conv2(F.max_pool2d(a1, 2)))  # (B, 50, 8, 8)
@@ -123,7 +125,7 @@ class Int8MLP(Int8Model):
     @torch.no_grad()
     def __init__(self, model: MLP, calibration: torch.Tensor):
         super().__init__()
-        model = model.cpu().eval()
+        model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
         x = calibration.cpu().flatten(1)  # (B, 784)
         a1 = F.relu(model.fc1(x))
         a2 = F.relu(model.fc2(a1))

@@ -2,8 +2,8 @@
 
 Part I: ``LinearNet``, the lecture's ``MLP`` (784-120-80-10) and the lecture's ``LeNet``.
 Part II: the two reference networks of Han et al. 2015 (arXiv 1506.02626),
-``LeNet300`` (784-300-100-10) and ``CaffeLeNet5`` (conv 20, conv 50, fc 500, fc 10);
-BinaryConnect's ``BinaryConnectMLP`` (784-1024-1024-10 with binary weights).
+``LeNet300`` (784-300-100-10) and ``CaffeLeNet5`` (conv 20, conv 50, fc 500, fc 10).
+Every network by name, Part II's own ones included, is in ``zoo``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .gap import GapNet
-from .quantization import BinaryLinear
 
 
 class LinearNet(nn.Module):
@@ -103,43 +100,6 @@ class CaffeLeNet5(nn.Module):
         x = self.features(x).flatten(1)  # (B, 800)
         x = F.relu(self.fc1(x))  # (B, 500)
         return self.fc2(x)  # (B, 10)
-
-
-class BinaryConnectMLP(nn.Sequential):
-    """BinaryConnect's MLP (Courbariaux et al. 2015): 784-h-h-10, every linear layer followed by
-    batch normalisation, ReLU between. With ``binary`` the linear layers use ``sign(W)`` in the
-    forward pass (``BinaryLinear``); without, it is the same network in floating point."""
-
-    def __init__(self, hidden: int = 1024, binary: bool = True):
-        linear = BinaryLinear if binary else nn.Linear
-        super().__init__(
-            nn.Flatten(),  # (B, 784)
-            linear(28 * 28, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),  # (B, h)
-            linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),  # (B, h)
-            linear(hidden, 10, bias=False), nn.BatchNorm1d(10),  # (B, 10)
-        )
-        if binary:
-            for m in self.modules():
-                if isinstance(m, BinaryLinear):
-                    nn.init.uniform_(m.weight, -1, 1)
-
-
-MODELS: dict[str, type[nn.Module]] = {
-    "linear": LinearNet,
-    "mlp": MLP,
-    "lenet": LeNet,
-    "lenet300": LeNet300,
-    "lenet5": CaffeLeNet5,
-    "binaryconnect": BinaryConnectMLP,
-    "gap": GapNet,
-}
-
-
-def build_model(name: str) -> nn.Module:
-    """A freshly initialised model by name (one of ``MODELS``)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name]()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -54,17 +54,20 @@ def shrink_pair(fc_in: nn.Linear, fc_out: nn.Linear, keep: torch.Tensor,
     """
     if keep.dtype != torch.bool or keep.shape != (fc_in.out_features,):
         raise ValueError(f"keep must be a boolean mask of shape ({fc_in.out_features},)")
-    index = keep.nonzero().flatten()
-    new_in = nn.Linear(fc_in.in_features, len(index), bias=fc_in.bias is not None).to(fc_in.weight.device)
-    new_out = nn.Linear(len(index), fc_out.out_features).to(fc_out.weight.device)
+    device = fc_in.weight.device  # the new layers, like the old pair, live on one device
+    index = keep.nonzero().flatten().to(device)
+    new_in = nn.Linear(fc_in.in_features, len(index), bias=fc_in.bias is not None, device=device)
+    new_out = nn.Linear(len(index), fc_out.out_features, device=device)
     new_in.weight.copy_(fc_in.weight[index])
     new_out.weight.copy_(fc_out.weight[:, index])
+    if fc_out.bias is None:
+        new_out.bias.zero_()
+    else:
+        new_out.bias.copy_(fc_out.bias)
     if fc_in.bias is not None:
         new_in.bias.copy_(fc_in.bias[index])
-    new_out.bias.copy_(fc_out.bias if fc_out.bias is not None else torch.zeros(fc_out.out_features))
-    constant = ~keep & ~(fc_in.weight != 0).any(dim=1)  # removed neurons that ignore their input
-    if fc_in.bias is not None and constant.any():
-        new_out.bias += fc_out.weight[:, constant] @ activation(fc_in.bias[constant])
+        constant = ~keep.to(device) & ~(fc_in.weight != 0).any(dim=1)  # removed, input ignored
+        new_out.bias += fc_out.weight @ (activation(fc_in.bias) * constant)  # (out,): their outputs
     return new_in, new_out
 
 
@@ -73,8 +76,8 @@ def shrink_inputs(fc: nn.Linear, keep: torch.Tensor) -> nn.Linear:
     """A new layer reading only the inputs where ``keep`` is True (columns of ``fc.weight``)."""
     if keep.dtype != torch.bool or keep.shape != (fc.in_features,):
         raise ValueError(f"keep must be a boolean mask of shape ({fc.in_features},)")
-    index = keep.nonzero().flatten()
-    new = nn.Linear(len(index), fc.out_features, bias=fc.bias is not None).to(fc.weight.device)
+    index = keep.nonzero().flatten().to(fc.weight.device)
+    new = nn.Linear(len(index), fc.out_features, bias=fc.bias is not None, device=fc.weight.device)
     new.weight.copy_(fc.weight[:, index])
     if fc.bias is not None:
         new.bias.copy_(fc.bias)

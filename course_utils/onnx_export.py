@@ -37,14 +37,15 @@ def _decoding(name: str, code: EncodedLayer) -> tuple[list[onnx.TensorProto], li
     if code.value_bits > 8 or code.position_bits > 8:
         raise ValueError(f"{name}: the ONNX form stores indices and gaps in one byte, so at most 8 bits each")
     values, gaps = entry_streams(code)
-    table = np.concatenate([[0.0], code.codebook.numpy()]).astype(np.float32)
+    table = np.concatenate([[0.0], code.codebook.cpu().numpy()]).astype(np.float32)
     init = [numpy_helper.from_array(table, f"{name}.table"),
             numpy_helper.from_array(values.astype(np.uint8), f"{name}.value_index"),
             numpy_helper.from_array(gaps.astype(np.uint8), f"{name}.gap"),
             numpy_helper.from_array(np.array(code.shape, dtype=np.int64), f"{name}.shape"),
             numpy_helper.from_array(np.array([np.prod(code.shape)], dtype=np.int64), f"{name}.numel")]
     if code.bias is not None:
-        init.append(numpy_helper.from_array(code.bias.numpy().astype(np.float32), f"{name}.bias"))
+        bias = code.bias.cpu().numpy().astype(np.float32)
+        init.append(numpy_helper.from_array(bias, f"{name}.bias"))
     t = f"{name}."  # prefix of the intermediate tensors
     nodes = [
         helper.make_node("Cast", [f"{name}.gap"], [t + "gap64"], to=TensorProto.INT64),

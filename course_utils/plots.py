@@ -99,10 +99,10 @@ def plot_confusion(matrix: torch.Tensor, title: str = "") -> plt.Figure:
 
 def plot_weight_histograms(model: nn.Module, bins: int = 80) -> plt.Figure:
     """One histogram per weight tensor (biases left out), titled with its name and size."""
-    weights = [(name, p.detach().cpu().flatten()) for name, p in model.named_parameters() if p.dim() > 1]
+    weights = [(name, p.detach().flatten()) for name, p in model.named_parameters() if p.dim() > 1]
     fig, axes = plt.subplots(1, len(weights), figsize=(3.2 * len(weights), 2.6), squeeze=False)
     for ax, (name, w) in zip(axes.flat, weights, strict=True):
-        ax.hist(w.numpy(), bins=bins, color="tab:blue")
+        ax.hist(w.cpu().numpy(), bins=bins, color="tab:blue")
         ax.set_title(f"{name} ({w.numel():,})", fontsize=9)
         ax.set_yscale("log")
     fig.tight_layout()

@@ -71,10 +71,11 @@ def layer_masks(model: nn.Module, sparsity: dict[str, float]) -> Masks:
 
 @torch.no_grad()
 def apply_masks(model: nn.Module, masks: Masks) -> None:
-    """Set every pruned weight to zero, in place."""
+    """Set every pruned weight to zero, in place. Each mask is moved to its weight's device, so
+    masks made before ``fit`` moved the model to a GPU still apply."""
     params = dict(model.named_parameters())
     for name, mask in masks.items():
-        params[name].mul_(mask)
+        params[name].mul_(mask.to(params[name].device))
 
 
 def pruned_copy(model: nn.Module, sparsity: dict[str, float]) -> nn.Module:

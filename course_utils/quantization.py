@@ -4,7 +4,8 @@ Uniform (affine) quantization maps a real ``x`` to an integer ``q`` in ``[0, 2**
 
     q = clamp(round(x / scale) + zero_point, 0, 2**bits - 1),    x ~ scale * (q - zero_point)
 
-Binary quantization keeps only the sign of each weight, optionally times one scale per layer.
+Binary quantization keeps only the sign of each weight, optionally times one scale per layer;
+``BinaryConnectMLP`` is BinaryConnect's network of such layers.
 """
 
 from __future__ import annotations
@@ -94,6 +95,25 @@ def clip_weights(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, BinaryLinear):
             m.weight.clamp_(-1, 1)
+
+
+class BinaryConnectMLP(nn.Sequential):
+    """BinaryConnect's MLP (Courbariaux et al. 2015): 784-h-h-10, every linear layer followed by
+    batch normalisation, ReLU between. With ``binary`` the linear layers use ``sign(W)`` in the
+    forward pass (``BinaryLinear``); without, it is the same network in floating point."""
+
+    def __init__(self, hidden: int = 1024, binary: bool = True):
+        linear = BinaryLinear if binary else nn.Linear
+        super().__init__(
+            nn.Flatten(),  # (B, 784)
+            linear(28 * 28, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),  # (B, h)
+            linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),  # (B, h)
+            linear(hidden, 10, bias=False), nn.BatchNorm1d(10),  # (B, 10)
+        )
+        if binary:
+            for m in self.modules():
+                if isinstance(m, BinaryLinear):
+                    nn.init.uniform_(m.weight, -1, 1)
 
 
 def pack_signs(x: torch.Tensor) -> np.ndarray:

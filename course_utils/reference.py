@@ -1,8 +1,9 @@
 """Trained reference models, shipped in ``data/checkpoints`` and verified by SHA-256.
 
 ``pretrained("lenet300")`` loads the shipped checkpoint at once. If the file is absent the
-model is trained with its recipe below and cached in ``data/checkpoints/cache``, so the next
-call is instant. Reproduce the shipped files (and their ``SHA256SUMS``) with
+model is trained with its recipe below and cached in ``checkpoints/cache``, so the next call is
+instant (``checkpoints/`` of the course's data folder: ``$COURSE_DATA_DIR``, else ``data/``).
+Reproduce the shipped files (and their ``SHA256SUMS``) with
 
     python -m course_utils.reference lenet lenet300 lenet5 binaryconnect gap lenet300_pruned lenet5_pruned
 
@@ -11,23 +12,22 @@ call is instant. Reproduce the shipped files (and their ``SHA256SUMS``) with
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from time import perf_counter
 
 import torch
 from torch import nn
 
 from .checkpoints import load_state, save_state, sha256_file
-from .data import PROJECT_ROOT, DataError, load_mnist, make_loaders, read_checksums
-from .models import build_model
+from .data import DataError, load_mnist, make_loaders, mnist_dir, read_checksums
+from .paths import data_dir
 from .pruning import HAN_SPARSITY, iterative_prune
 from .quantization import clip_weights
 from .training import History, evaluate, fit, seed_everything
-
-CHECKPOINT_DIR = PROJECT_ROOT / "data" / "checkpoints"
-CACHE_DIR = CHECKPOINT_DIR / "cache"
-SUMS_PATH = CHECKPOINT_DIR / "SHA256SUMS"
+from .zoo import build_model
 
 
 @dataclass(frozen=True)
@@ -71,22 +71,41 @@ PRUNE_RECIPES = {
 }
 
 
-def prune_reference(name: str) -> nn.Module:
-    """Prune the shipped trained model behind ``name`` with its recipe; pruned weights are zeros."""
+def checkpoint_dir() -> Path:
+    """Where the reference models are shipped: ``checkpoints/`` in the course's data folder."""
+    return data_dir() / "checkpoints"
+
+
+def cache_path(name: str, root: str | Path | None = None) -> Path:
+    """Where ``pretrained`` keeps model ``name`` once it trained it. Trained on a dataset given as
+    ``root``, it goes to a folder of that dataset's own, named by the SHA-256 of its ``MD5SUMS``,
+    so that models of two datasets never mix."""
+    cache = checkpoint_dir() / "cache"
+    if root is None:
+        return cache / f"{name}.pt"
+    dataset = hashlib.sha256((mnist_dir(root) / "MD5SUMS").read_bytes()).hexdigest()[:12]
+    return cache / dataset / f"{name}.pt"
+
+
+def prune_reference(name: str, root: str | Path | None = None) -> nn.Module:
+    """Prune the trained model behind ``name`` with its recipe; pruned weights are zeros.
+    ``root``: the dataset to retrain on (see ``data.mnist_dir``)."""
     recipe = PRUNE_RECIPES[name]
     seed_everything(recipe.seed)
-    loaders = make_loaders(load_mnist(), seed=recipe.seed)
-    model = pretrained(recipe.base)
+    loaders = make_loaders(load_mnist(root), seed=recipe.seed)
+    model = pretrained(recipe.base, root=root)
     iterative_prune(model, HAN_SPARSITY[recipe.base], loaders.train, loaders.val, rounds=recipe.rounds,
                     epochs_per_round=recipe.epochs_per_round, lr=recipe.lr)
     return model.cpu()
 
 
-def train_reference(name: str, progress: bool = True) -> tuple[nn.Module, History]:
-    """Train reference model ``name`` from scratch on the 50,000-image training split."""
+def train_reference(name: str, progress: bool = True,
+                    root: str | Path | None = None) -> tuple[nn.Module, History]:
+    """Train reference model ``name`` from scratch on the training split (50,000 images of MNIST),
+    of the dataset in ``root`` if given (see ``data.mnist_dir``)."""
     recipe = RECIPES[name]
     seed_everything(recipe.seed)
-    loaders = make_loaders(load_mnist(), recipe.batch_size, seed=recipe.seed)
+    loaders = make_loaders(load_mnist(root), recipe.batch_size, seed=recipe.seed)
     model = build_model(name)
     if recipe.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -101,30 +120,37 @@ def train_reference(name: str, progress: bool = True) -> tuple[nn.Module, Histor
     return model.cpu(), history
 
 
-def pretrained(name: str, device: torch.device | str | None = None) -> nn.Module:
+def pretrained(name: str, device: torch.device | str | None = None,
+               root: str | Path | None = None) -> nn.Module:
     """Reference model ``name`` with trained weights, in eval mode.
 
     Uses the shipped checkpoint (refusing one whose SHA-256 does not match ``SHA256SUMS``),
-    else a cached one, else trains and caches it (about a minute or several, see RECIPES).
+    else a cached one, else trains and caches it (about a minute or several, see RECIPES): on the
+    dataset in ``root`` if given (an instructor's own, see ``data.mnist_dir``), cached apart.
+    A shipped checkpoint is used whatever ``root``.
     """
     if name not in RECIPES and name not in PRUNE_RECIPES:
         raise ValueError(f"no pretrained model {name!r}; choose one of {sorted(RECIPES) + sorted(PRUNE_RECIPES)}")
-    shipped = CHECKPOINT_DIR / f"{name}.pt"
+    shipped = checkpoint_dir() / f"{name}.pt"
+    sums_path = shipped.with_name("SHA256SUMS")
     if shipped.exists():
-        expected = read_checksums(SUMS_PATH).get(shipped.name)
+        expected = read_checksums(sums_path).get(shipped.name)
         actual = sha256_file(shipped)
         if actual != expected:
             raise DataError(
-                f"{shipped} does not match its SHA-256 in {SUMS_PATH} ({actual} != {expected}). "
+                f"{shipped} does not match its SHA-256 in {sums_path} ({actual} != {expected}). "
                 f"Restore it with `git checkout -- data/checkpoints/{shipped.name}`, "
                 "or delete it and pretrained() will train a replacement."
             )
         path = shipped
     else:
-        path = CACHE_DIR / f"{name}.pt"
+        path = cache_path(name, root)
         if not path.exists():
             print(f"{shipped.name} is not shipped here: training {name} with its recipe, once ...")
-            model = prune_reference(name) if name in PRUNE_RECIPES else train_reference(name)[0]
+            if name in PRUNE_RECIPES:
+                model = prune_reference(name, root)
+            else:
+                model = train_reference(name, root=root)[0]
             save_state(model, path)
     architecture = PRUNE_RECIPES[name].base if name in PRUNE_RECIPES else name
     return load_state(build_model(architecture), path, device).eval()
@@ -132,17 +158,18 @@ def pretrained(name: str, device: torch.device | str | None = None) -> nn.Module
 
 def main(names: list[str]) -> None:
     """Retrain the named reference models, ship them and rewrite ``SHA256SUMS``."""
-    sums = read_checksums(SUMS_PATH) if SUMS_PATH.exists() else {}
+    sums_path = checkpoint_dir() / "SHA256SUMS"
+    sums = read_checksums(sums_path) if sums_path.exists() else {}
     test_loader = make_loaders(load_mnist()).test
     for name in names or sorted(RECIPES) + sorted(PRUNE_RECIPES):
         start = perf_counter()
         model = prune_reference(name) if name in PRUNE_RECIPES else train_reference(name)[0]
         seconds = perf_counter() - start
-        path = save_state(model, CHECKPOINT_DIR / f"{name}.pt")
+        path = save_state(model, checkpoint_dir() / f"{name}.pt")
         sums[path.name] = sha256_file(path)
         print(f"{name}: test accuracy {evaluate(model, test_loader):.4f}, "
               f"{seconds:.0f} s of training, {path.stat().st_size:,} bytes")
-    SUMS_PATH.write_text("".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items())))
+    sums_path.write_text("".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items())))
 
 
 if __name__ == "__main__":

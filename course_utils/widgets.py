@@ -25,11 +25,11 @@ def draw_prediction(model: nn.Module, dataset: DigitDataset, index: int) -> plt.
     x, y = dataset[index]
     probs = class_probabilities(model, x)
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7, 2.8), gridspec_kw={"width_ratios": [1, 2]})
-    ax_img.imshow(dataset.images[index].numpy(), cmap="gray_r")
+    ax_img.imshow(dataset.images[index].cpu().numpy(), cmap="gray_r")
     ax_img.set_title(f"test digit #{index}, label {int(y)}")
     ax_img.axis("off")
     colors = ["tab:green" if c == int(y) else "tab:blue" for c in range(len(probs))]
-    ax_bar.bar(range(len(probs)), probs.numpy(), color=colors)
+    ax_bar.bar(range(len(probs)), probs.cpu().numpy(), color=colors)
     ax_bar.set_xticks(range(len(probs)))
     ax_bar.set_ylim(0, 1)
     ax_bar.set_xlabel("class")

@@ -6,8 +6,41 @@ from pathlib import Path
 import matplotlib
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 matplotlib.use("Agg")
+
+# The device that tests put models on to catch tensors made on the CPU next to them. Without a GPU,
+# PyTorch's ``meta`` device (shapes only, no values) stands in; ``OneDevice`` then makes mixing it
+# with the CPU raise, as CUDA does, in-place operations included.
+OTHER_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "meta")
+ATEN = torch.ops.aten
+COPIES = {ATEN._to_copy.default, ATEN.copy_.default, ATEN._copy_from.default, ATEN._copy_from_and_resize.default}
+
+
+class OneDevice(TorchDispatchMode):
+    """Within it, an operation (other than a copy) whose tensors lie on two devices raises a
+    RuntimeError; 0-dim CPU tensors count as numbers, as on CUDA."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in COPIES:
+            devices = {t.device for t in tree_leaves((args, kwargs))
+                       if isinstance(t, torch.Tensor) and not (t.dim() == 0 and t.device.type == "cpu")}
+            if len(devices) > 1:
+                raise RuntimeError(f"{func} mixes tensors on {sorted(map(str, devices))}")
+        return func(*args, **kwargs)
+
+
+@pytest.fixture
+def other_device() -> torch.device:
+    return OTHER_DEVICE
+
+
+@pytest.fixture
+def one_device() -> type[OneDevice]:
+    return OneDevice
 
 
 def write_idx_dataset(folder: Path, n_train: int = 30, n_test: int = 10, seed: int = 0) -> Path:

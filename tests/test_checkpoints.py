@@ -1,12 +1,14 @@
+import shutil
+
 import pytest
 import torch
 
 import course_utils.reference as reference_module
 from course_utils.checkpoints import load_state, save_state, sha256_file
-from course_utils.data import DataError
-from course_utils.models import build_model
+from course_utils.data import DataError, load_mnist, mnist_dir
 from course_utils.pruning import HAN_SPARSITY, model_kept_fraction
-from course_utils.reference import RECIPES, Recipe, pretrained
+from course_utils.reference import PRUNE_RECIPES, RECIPES, PruneRecipe, Recipe, cache_path, pretrained
+from course_utils.zoo import build_model
 
 
 def test_state_dict_round_trip(tmp_path):
@@ -55,10 +57,12 @@ def test_unknown_pretrained_name():
 
 @pytest.fixture
 def checkpoint_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(reference_module, "CHECKPOINT_DIR", tmp_path)
-    monkeypatch.setattr(reference_module, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(reference_module, "SUMS_PATH", tmp_path / "SHA256SUMS")
-    return tmp_path
+    """The checkpoints folder of an empty data folder of its own (``$COURSE_DATA_DIR``); MNIST stays
+    the shipped one."""
+    monkeypatch.setenv("COURSE_MNIST_DIR", str(mnist_dir()))  # before the data folder moves
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    return tmp_path / "checkpoints"
 
 
 def test_a_tampered_checkpoint_is_refused(checkpoint_dir):
@@ -79,3 +83,40 @@ def test_an_absent_checkpoint_is_trained_once_and_cached(checkpoint_dir, monkeyp
     second = pretrained("lenet300")
     assert cached.stat().st_mtime_ns == stamp  # loaded, not trained again
     assert torch.equal(first.fc1.weight, second.fc1.weight)
+
+
+def test_pretrained_trains_on_the_given_dataset_and_caches_it_apart(checkpoint_dir, tiny_mnist, monkeypatch):
+    monkeypatch.setitem(RECIPES, "lenet300", Recipe(epochs=1, lr=0.05))
+    monkeypatch.setitem(PRUNE_RECIPES, "lenet300_pruned", PruneRecipe("lenet300", rounds=1, epochs_per_round=1))
+    roots = []
+
+    def load_tiny(root=None):  # the tiny dataset has 30 training images: a validation split of 5
+        roots.append(root)
+        return load_mnist(root, val_size=5)
+
+    monkeypatch.setattr(reference_module, "load_mnist", load_tiny)
+    first = pretrained("lenet300", root=tiny_mnist)
+    assert roots == [tiny_mnist]
+    cache = checkpoint_dir / "cache"
+    assert sorted(cache.rglob("*.pt")) == [cache_path("lenet300", tiny_mnist)]
+    assert cache_path("lenet300", tiny_mnist).parent.parent == cache  # a folder of the dataset's own
+    second = pretrained("lenet300", root=tiny_mnist)
+    assert roots == [tiny_mnist]  # loaded, not trained again
+    assert torch.equal(first.fc1.weight, second.fc1.weight)
+    pretrained("lenet300_pruned", root=tiny_mnist)  # retrained on the same dataset, from its lenet300
+    assert roots == [tiny_mnist] * 2
+    assert cache_path("lenet300_pruned", tiny_mnist).exists()
+    assert not (cache / "lenet300.pt").exists()  # the default dataset's model is not this one
+
+
+def test_the_cache_is_named_by_the_datasets_content(tiny_mnist, tmp_path):
+    copy = shutil.copytree(tiny_mnist, tmp_path / "copy")
+    assert cache_path("lenet5", copy) == cache_path("lenet5", tiny_mnist) != cache_path("lenet5")
+    (copy / "MD5SUMS").write_text((copy / "MD5SUMS").read_text().replace("train-images", "train-images "))
+    assert cache_path("lenet5", copy) != cache_path("lenet5", tiny_mnist)
+
+
+def test_a_missing_data_folder_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match=r"absent does not exist\. Set COURSE_DATA_DIR"):
+        pretrained("lenet300")

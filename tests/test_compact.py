@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from course_utils.compact import CompactFileError, compact_bytes, layer_bytes, load_compact, parse_compact, write_compact
 from course_utils.deep_compression import EncodedLayer, decode_model, encode_model, share_pruned
-from course_utils.models import build_model
 from course_utils.onnx_export import export_onnx, onnx_model
 from course_utils.pruning import HAN_SPARSITY, model_kept_fraction, prunable_weights, pruned_copy, scale_profile
 from course_utils.widgets import compression_explorer
+from course_utils.zoo import build_model
 
 BITS = {"lenet300": {"fc1": 6, "fc2": 6, "fc3": 6}, "lenet5": {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5}}
 

@@ -4,8 +4,8 @@ import torchvision
 from torch import nn
 
 from course_utils.cost import ENERGY_PJ, energy_per_inference, flop_counter_macs, layer_costs, size_bytes
-from course_utils.models import build_model
 from course_utils.timing import inference_seconds, median_seconds
+from course_utils.zoo import build_model
 
 
 def test_hand_made_conv_and_linear_costs():

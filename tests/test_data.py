@@ -7,12 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from course_utils.data import (
-    DEFAULT_MNIST_DIR,
     MNIST_FILES,
     DataError,
     DigitDataset,
     load_mnist,
     make_loader,
+    mnist_dir,
     one_hot,
     pixel_mean_std,
     prepare_mnist,
@@ -29,7 +29,7 @@ CANONICAL_MD5 = {
 
 
 def test_shipped_checksums_are_the_canonical_mnist_ones():
-    assert read_checksums(DEFAULT_MNIST_DIR / "MD5SUMS") == CANONICAL_MD5
+    assert read_checksums(mnist_dir() / "MD5SUMS") == CANONICAL_MD5
 
 
 def test_prepare_unpacks_files_that_match_their_checksums():
@@ -79,6 +79,26 @@ def test_another_dataset_through_the_environment_variable(tiny_mnist, monkeypatc
     splits = load_mnist(val_size=5)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (25, 5, 10)
     assert splits.test.labels.tolist() == [i % 10 for i in range(10)]
+
+
+def test_the_data_folder_holds_mnist_unless_COURSE_MNIST_DIR_says_otherwise(tiny_mnist, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    tiny_mnist.rename(data / "mnist")
+    monkeypatch.delenv("COURSE_MNIST_DIR", raising=False)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(data))
+    assert mnist_dir() == data / "mnist"
+    assert len(load_mnist(val_size=5).train) == 25
+    monkeypatch.setenv("COURSE_MNIST_DIR", str(tmp_path / "elsewhere"))
+    assert mnist_dir() == tmp_path / "elsewhere"
+    assert mnist_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_a_missing_data_folder_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_MNIST_DIR", raising=False)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match=r"absent does not exist\. Set COURSE_DATA_DIR to a folder holding mnist/"):
+        load_mnist()
 
 
 def test_split_sizes_and_disjointness(mnist):

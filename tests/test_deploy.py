@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 
 from course_utils import deploy, pretrained
 from course_utils.compact import compact_bytes, layer_bytes, load_compact, write_compact
-from course_utils.data import PROJECT_ROOT, prepare_mnist
+from course_utils.data import prepare_mnist
 from course_utils.deep_compression import EncodedLayer, encode_layer, encode_model, share_pruned
 from course_utils.fixed_point import FixedPointMLP
-from course_utils.models import build_model
+from course_utils.paths import PROJECT_ROOT
 from course_utils.pruning import HAN_SPARSITY, pruned_copy
 from course_utils.sharing import share_layer
+from course_utils.zoo import build_model
 
 DEPLOY = PROJECT_ROOT / "deploy"
 FLAGS = ("-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror")

@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from course_utils.data import PROJECT_ROOT
+from course_utils.paths import PROJECT_ROOT
 
 SOURCE = PROJECT_ROOT / "source" / "14_deploy_in_c.ipynb"
 STORED = PROJECT_ROOT / "notebooks" / "14_deploy_in_c.ipynb"

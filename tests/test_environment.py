@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from course_utils.data import PROJECT_ROOT
+from course_utils.paths import PROJECT_ROOT
 
 tomllib = pytest.importorskip("tomllib")
 CONDA_NAMES = {"pytorch-cpu": "torch"}  # conda-forge's CPU-only PyTorch is the pip package torch

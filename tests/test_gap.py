@@ -3,8 +3,9 @@ import torch
 
 from course_utils.data import DigitDataset
 from course_utils.gap import GapNet, canvas_dataset, class_activation_map, map_on_input, place_on_canvas
-from course_utils.models import build_model, count_parameters
+from course_utils.models import count_parameters
 from course_utils.reference import pretrained
+from course_utils.zoo import build_model
 
 # Weights of the four 3x3 convolutions (no bias), BatchNorm's scale and shift per channel, 1x1 classifier (no bias).
 GAP_PARAMETERS = (1 * 16 + 16 * 32 + 32 * 48 + 48 * 64) * 9 + 2 * (16 + 32 + 48 + 64) + 64 * 10
@@ -124,3 +125,17 @@ def test_shipped_gap_network_is_accurate_and_small(mnist):
     x, y = mnist.test[:2000]
     with torch.no_grad():
         assert (model(x).argmax(1) == y).float().mean().item() > 0.98
+
+
+def test_class_activation_map_runs_on_the_models_device(other_device, one_device):
+    model = eval_net()
+    x, chosen = torch.randn(2, 1, 28, 28), torch.tensor([3, 0])  # fresh, on the CPU
+    expected, _ = class_activation_map(model, x, chosen)
+    model.to(other_device)
+    with one_device():
+        cams, classes = class_activation_map(model, x, chosen)
+        _, predicted = class_activation_map(model, x)
+    assert cams.shape == (2, 9, 9)
+    assert cams.device == classes.device == predicted.device == other_device
+    if other_device.type != "meta":  # values exist: the same maps as on the CPU
+        assert torch.allclose(cams.cpu(), expected, atol=1e-5)

@@ -6,9 +6,9 @@ import torch
 
 from course_utils.bench import FIGURES_ENV, record
 from course_utils.exercises import check
-from course_utils.models import build_model
 from course_utils.plots import plot_confusion, plot_losses, plot_weight_histograms, show_digits
 from course_utils.widgets import class_probabilities, digit_explorer
+from course_utils.zoo import build_model
 
 
 def test_record_is_silent_without_the_benchmark(monkeypatch, tmp_path):

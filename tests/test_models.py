@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from course_utils.models import MODELS, build_model, count_parameters
+from course_utils.models import count_parameters
+from course_utils.zoo import MODELS, build_model
 
 # Weights and biases, counted layer by layer by hand.
 EXPECTED_PARAMETERS = {

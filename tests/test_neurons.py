@@ -72,3 +72,23 @@ def test_bad_keep_masks_are_refused(pair):
         shrink_pair(fc_in, fc_out, torch.tensor([1, 0]))
     with pytest.raises(ValueError, match="boolean mask"):
         shrink_inputs(fc_in, torch.tensor([True, False]))
+
+
+def test_smaller_layers_are_made_on_the_layers_device(other_device, one_device):
+    torch.manual_seed(0)
+    fc_in, fc_out = nn.Linear(6, 8), nn.Linear(8, 3)
+    with torch.no_grad():
+        fc_in.weight[2] = 0  # a removed neuron without incoming weights: its constant moves to fc_out's bias
+    keep = torch.tensor([True, False, False, True, False, True, False, True])  # fresh, on the CPU
+    inputs = torch.tensor([True, True, False, True, True, True])
+    expected_in, expected_out = shrink_pair(fc_in, fc_out, keep)
+    expected_narrow = shrink_inputs(expected_in, inputs)
+    with one_device():
+        small_in, small_out = shrink_pair(fc_in.to(other_device), fc_out.to(other_device), keep)
+        narrow = shrink_inputs(small_in, inputs)
+    assert {p.device for m in (small_in, small_out, narrow) for p in m.parameters()} == {other_device}
+    assert (narrow.in_features, narrow.out_features, small_out.in_features) == (5, 4, 4)
+    if other_device.type != "meta":  # values exist: the same layers as on the CPU
+        for got, want in [(small_out, expected_out), (narrow, expected_narrow)]:
+            assert torch.allclose(got.weight.cpu(), want.weight)
+            assert torch.allclose(got.bias.cpu(), want.bias)

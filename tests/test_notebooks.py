@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from course_utils.data import PROJECT_ROOT
+from course_utils.paths import PROJECT_ROOT
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 README = (PROJECT_ROOT / "README.md").read_text()

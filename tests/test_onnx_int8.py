@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from course_utils import pretrained
-from course_utils.models import build_model
 from course_utils.onnx_int8 import (
     DigitReader,
     cpu_features,
@@ -21,6 +20,7 @@ from course_utils.onnx_int8 import (
     quantize_int8,
     session,
 )
+from course_utils.zoo import build_model
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

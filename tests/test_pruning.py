@@ -4,7 +4,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from course_utils.models import build_model
 from course_utils.pruning import (
     apply_masks,
     csr_bytes,
@@ -22,6 +21,7 @@ from course_utils.pruning import (
     to_csr_int32,
     with_weights,
 )
+from course_utils.zoo import build_model
 
 
 def test_magnitude_mask_on_a_hand_made_tensor():
@@ -139,3 +139,32 @@ def test_pruned_copy_prunes_exactly_and_leaves_the_original():
     assert int((pruned.fc1.weight == 0).sum()) == round(0.75 * model.fc1.weight.numel())
     assert torch.equal(pruned.fc2.weight, model.fc2.weight)
     assert int((model.fc1.weight == 0).sum()) == 0
+
+
+def test_masks_are_made_on_their_weights_device(other_device, one_device):
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)).to(other_device)
+    with one_device():
+        masks = layer_masks(model, {"0.weight": 0.6, "2.weight": 0.5})
+        coarse = structured_mask(model[0].weight, 0.4)
+    assert {m.device for m in [*masks.values(), coarse]} == {other_device}
+
+
+def test_masks_made_before_the_model_moved_still_apply(other_device, one_device):
+    """iterative_prune's first round: masks made on the CPU, then ``fit`` moves the model."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+    masks = layer_masks(model, {"0.weight": 0.6, "2.weight": 0.5})  # (5, 6) and (2, 5), on the CPU
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    keep_pruned(optimizer, model, masks)
+    model.to(other_device)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    with one_device():
+        optimizer.step()
+        apply_masks(model, masks)
+    assert {p.device for p in model.parameters()} == {other_device}
+    if other_device.type != "meta":  # values exist: pruned weights stayed zero, kept ones moved
+        params = {name: p.cpu() for name, p in model.named_parameters()}
+        for name, mask in masks.items():
+            assert (params[name][~mask] == 0).all()
+            assert (params[name][mask] != 0).all()

@@ -124,3 +124,19 @@ def test_int8_storage_is_about_a_quarter():
     assert q.int_weights["fc1"].int_repr().dtype == torch.int8
     fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
     assert 3.8 < fp32_bytes / q.stored_bytes() < 4.0
+
+
+@needs_int8
+def test_int8_preparation_leaves_the_float_model_where_and_as_it_was(other_device):
+    """int8 runs on the CPU; preparing it must neither move the float model (on a GPU when there is
+    one; the meta device has no values to copy, so the CPU stands in) nor switch it to eval mode."""
+    device = other_device if other_device.type == "cuda" else torch.device("cpu")
+    torch.manual_seed(0)
+    model = MLP((30, 20))
+    x = torch.randn(8, 1, 28, 28)  # fresh, on the CPU
+    expected = Int8MLP(model, x)(x)
+    model.to(device).train()
+    actual = Int8MLP(model, x)(x)
+    assert model.training
+    assert {p.device for p in model.parameters()} == {device}
+    assert torch.equal(actual, expected)

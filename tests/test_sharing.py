@@ -130,3 +130,15 @@ def test_residual_quantization_error_shrinks_stage_after_stage():
     errors = [(residual_quantize(w, d=4, k=8, stages=s).weight - w).norm().item() for s in (1, 2, 3)]
     assert errors[0] > errors[1] > errors[2]
     assert residual_quantize(w, d=4, k=8, stages=2).bits == 2 * (128 * 3 + 8 * 4 * 32)
+
+
+def test_shared_layer_lives_on_the_layers_device(other_device, one_device):
+    layer = nn.Linear(3, 2, bias=False).to(other_device)
+    indices = torch.tensor([[0, 1, 0], [1, 1, 0]])  # fresh, on the CPU, like kmeans_share's
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    with one_device():
+        share_layer(layer, torch.tensor([0.5, -1.0]), indices, mask)
+        y = layer(torch.ones(1, 3, device=other_device))  # (1, 2)
+    assert {t.device for t in (layer.codebook, layer.indices, layer.mask, layer.weight, y)} == {other_device}
+    if other_device.type != "meta":  # values exist
+        assert y.tolist() == [[-0.5, -1.5]]

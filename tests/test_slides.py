@@ -1,8 +1,8 @@
 import nbformat
 import pytest
 
-from course_utils.data import PROJECT_ROOT
 from course_utils.maintainer.slides import export_slides, slide_type
+from course_utils.paths import PROJECT_ROOT
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 

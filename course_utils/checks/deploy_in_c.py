@@ -78,7 +78,7 @@ class MaxPoolProgram:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``max_pool2`` of a (C, H, W) map, as a tensor (C, H // 2, W // 2)."""
         c, h, w = x.shape
-        data = struct.pack("<3i", c, h, w) + x.float().numpy().astype("<f4").tobytes()
+        data = struct.pack("<3i", c, h, w) + x.float().cpu().numpy().astype("<f4").tobytes()
         try:
             done = subprocess.run([str(self.binary)], input=data, capture_output=True, timeout=10)
         except subprocess.TimeoutExpired:

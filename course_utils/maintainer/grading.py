@@ -59,11 +59,11 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 
-from ..data import PROJECT_ROOT
 from ..exercises import STRICT_ENV
+from ..paths import BUILD_DIR, NOTEBOOKS_DIR, SOURCE_DIR
 from . import release
 
-GRADES_PATH = PROJECT_ROOT / "build" / "grades.csv"
+GRADES_PATH = BUILD_DIR / "grades.csv"
 CELL_TIMEOUT_S = 60
 SETUP_TIMEOUT_S = 900
 SETUP_TAG = "setup"
@@ -307,7 +307,7 @@ def generate_feedback(course: Path, feedback: Path) -> list[Path]:
 
 def grade(folder: Path, out: Path | None = GRADES_PATH, timeout: int = CELL_TIMEOUT_S,
           course: Path | None = None, feedback: Path | None = None,
-          setup_timeout: int = SETUP_TIMEOUT_S, source_dir: Path = release.SOURCE_DIR) -> list[Row]:
+          setup_timeout: int = SETUP_TIMEOUT_S, source_dir: Path = SOURCE_DIR) -> list[Row]:
     """Grade every submission under ``folder``; write the CSV to ``out`` (unless None), print the
     report, return the rows. ``course`` keeps the nbgrader course folder (default: temporary)."""
     if course is not None and course.exists() and any(course.iterdir()):
@@ -359,8 +359,8 @@ def reference_and_blank(folder: Path, names: Iterable[str]) -> Path:
     """Submissions of two students: ``reference`` hands in the reference solutions
     (``release.instructor_notebook``), ``blank`` the student notebooks as released."""
     for name in names:
-        student = release.NOTEBOOKS_DIR / f"{name}.ipynb"
-        source = release.SOURCE_DIR / f"{name}.ipynb"
+        student = NOTEBOOKS_DIR / f"{name}.ipynb"
+        source = SOURCE_DIR / f"{name}.ipynb"
         for who in (REFERENCE, BLANK):
             (folder / who).mkdir(parents=True, exist_ok=True)
         reference = release.instructor_notebook(student, source)
@@ -383,8 +383,8 @@ def bench_figures(rows: list[Row]) -> dict[str, float]:
 def grade_figures(names: Iterable[str]) -> dict[str, float]:
     """Grade the reference solutions and the blank notebooks of ``names`` (those with a source):
     the share of the points each gets, the points and the graded cells in all."""
-    names = [n for n in names if (release.SOURCE_DIR / f"{n}.ipynb").exists()
-             and (release.NOTEBOOKS_DIR / f"{n}.ipynb").exists()]
+    names = [n for n in names if (SOURCE_DIR / f"{n}.ipynb").exists()
+             and (NOTEBOOKS_DIR / f"{n}.ipynb").exists()]
     if not names:
         return {}
     with tempfile.TemporaryDirectory(prefix="dl-course-grade-bench-") as tmp:

@@ -25,11 +25,9 @@ from pathlib import Path
 
 import nbformat
 
-from ..data import PROJECT_ROOT
+from ..paths import BUILD_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, SOURCE_DIR
 
-SOURCE_DIR = PROJECT_ROOT / "source"
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-INSTRUCTOR_DIR = PROJECT_ROOT / "build" / "instructor"
+INSTRUCTOR_DIR = BUILD_DIR / "instructor"
 STUB = 'raise NotImplementedError("your code here")'
 NBGRADER_CONFIG = f"""\
 c = get_config()

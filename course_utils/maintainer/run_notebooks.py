@@ -29,13 +29,12 @@ from nbclient.exceptions import CellExecutionError
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
 from ..bench import FIGURES_ENV
-from ..data import PROJECT_ROOT
+from ..paths import BUILD_DIR, NOTEBOOKS_DIR, PROJECT_ROOT
 from .grading import grade_figures
 from .wrong_solutions import rejection_figures
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
-BROWSER_SUMMARY = PROJECT_ROOT / "build" / "browser" / "summary.json"
+BROWSER_SUMMARY = BUILD_DIR / "browser" / "summary.json"
 CELL_TIMEOUT_S = 900
 PEAK_RSS_CODE = (
     "import resource, sys\n"
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["bench", "execute", "clean", "browser-figures"])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
     args = parser.parse_args(argv)
-    paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
     if args.action == "bench":
         results = bench(paths)
         return 0 if all(results["notebooks"][p.stem]["ok"] for p in paths) else 1

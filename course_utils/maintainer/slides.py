@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 from nbconvert import SlidesExporter
 
-from ..data import PROJECT_ROOT
+from ..paths import BUILD_DIR, NOTEBOOKS_DIR, PROJECT_ROOT
 
-SLIDES_DIR = PROJECT_ROOT / "build" / "slides"
+SLIDES_DIR = BUILD_DIR / "slides"
 VENDOR = "vendor"  # beside the slides: local copies of the JavaScript they load
 
 
@@ -54,7 +54,7 @@ def export_slides(notebook: Path, out_dir: Path = SLIDES_DIR) -> Path:
 
 
 def main(paths: list[str]) -> None:
-    notebooks = [Path(p) for p in paths] or sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+    notebooks = [Path(p) for p in paths] or sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
     for notebook in notebooks:
         print(f"{notebook.name} -> {export_slides(notebook).relative_to(PROJECT_ROOT)}")
 

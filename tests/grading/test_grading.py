@@ -20,9 +20,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from course_utils.maintainer import grading, release
+from course_utils.maintainer import grading
+from course_utils.paths import SOURCE_DIR
 
-SOURCES = sorted(release.SOURCE_DIR.glob("*.ipynb"))
+SOURCES = sorted(SOURCE_DIR.glob("*.ipynb"))
 NAMES = [p.stem for p in SOURCES]
 BROKEN = 'raise RuntimeError("broken on purpose")'
 # Their grading setup trains for minutes, so the broken-exercise case (the same mechanism in every
@@ -245,7 +246,7 @@ def test_an_endless_loop_is_cut_off_and_the_other_exercises_keep_their_points(tm
     assert refused.problem.startswith("nbgrader could not grade it: One or more notebooks")
     assert row.problem == ""
     assert {gid for gid, points in row.scores.items() if points == 0} == looping
-    points = dict(grading.exercises(release.SOURCE_DIR / path.name))
+    points = dict(grading.exercises(SOURCE_DIR / path.name))
     assert row.total == row.max_points - sum(points[gid] for gid in looping)
     graded_nb = nbformat.read(tmp_path / "c" / "autograded" / grading.REFERENCE / LOOP_NOTEBOOK
                               / path.name, as_version=4)
