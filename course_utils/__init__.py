@@ -5,10 +5,12 @@
 - ``models``: LinearNet, MLP, LeNet, the reference LeNet-300-100 and Caffe LeNet-5
 - ``zoo``: every network by name, Part II's included (``build_model``)
 - ``training``: seeding, device choice, the training loop, evaluation
+- ``distributed`` and ``ddp_train``: data-parallel training on several processes and machines:
+  shares, averaged gradients, the worker program, ``torchrun`` started from a notebook
 - ``plots``: digit grids, loss curves, confusion matrices, weight histograms
 - ``widgets``: interactive controls for live demos
 - ``checkpoints`` and ``reference``: saved weights; ``pretrained(name)``, the shipped reference models
-- ``bench`` and ``run_notebooks``: figures recorded for ``make bench``, notebooks run headless
+- ``bench``: figures the notebooks record for ``make bench``
 - ``cost`` and ``timing``: parameters, MACs, bytes, energy; honest latency measurements
 - ``pruning`` and ``neurons``: weight pruning, sparse storage; group regularisers, smaller layers
 - ``quantization`` and ``int8``: binary and uniform quantization, BinaryConnect's MLP; real int8
@@ -19,8 +21,10 @@
   with the weights decoded inside the graph
 - ``fixed_point``: fixed-point formats, integer-only inference, stochastic rounding
 - ``gap``: the global-average-pooling network, class activation maps, digits on larger canvases
-- ``display``, ``exercises`` and ``solutions``: tables and source code in notebooks; exercise
-  self-checks, and the notebooks with the reference solutions of ``solutions/`` in place
+- ``display``, ``exercises`` and ``checks``: tables and source code in notebooks; the self-check
+  engine, and each notebook's self-checks
+- ``maintainer``: the instructors' tools, which students never import (release, grading, running
+  and timing the notebooks, slides, the wrong answers every self-check must reject)
 """
 
 from .bench import record

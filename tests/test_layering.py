@@ -1,6 +1,6 @@
 """The package's layers point one way: Part I's modules import nothing of Part II.
 
-Part I's modules are those the notebooks 00-04 use, and what they need. Every other module is
+Part I's modules are those the notebooks 00-04 and 15 use, and what they need. Every other module is
 Part II's, or sits above both parts (``zoo``, ``reference``, the package's ``__init__``, which
 re-exports from both, and ``maintainer``). Imports are read from the source (``ast``), inside
 functions too; the import of a parent package that Python runs first is not counted.
@@ -22,6 +22,7 @@ PART_ONE = {
     "course_utils.timing", "course_utils.checkpoints", "course_utils.bench", "course_utils.checks",
     "course_utils.checks.modules", "course_utils.checks.start_here", "course_utils.checks.mnist_data",
     "course_utils.checks.linear_model", "course_utils.checks.mlp", "course_utils.checks.lenet",
+    "course_utils.distributed", "course_utils.ddp_train", "course_utils.checks.data_parallel",
 }
 
 

@@ -1,4 +1,4 @@
-"""Plausible wrong answers to the exercises of Part I and notebook 14, to prove that each self-check
+"""Plausible wrong answers to the exercises of Part I and notebooks 14 and 15, to prove that each self-check
 rejects them.
 
 Every :class:`Exercise` pairs a self-check with the reference answer (which it must accept) and
@@ -12,14 +12,17 @@ import contextlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import deploy_in_c, lenet, linear_model, mlp, mnist_data, start_here
+from ..checks import data_parallel, deploy_in_c, lenet, linear_model, mlp, mnist_data, start_here
 from ..data import one_hot
 from ..deploy import find_compiler
+from ..distributed import allreduce_gradients, average_gradients
 from ..models import MLP, LeNet, LinearNet
 from ..training import evaluate, train_epoch
 
@@ -34,10 +37,20 @@ class Exercise:
     wrong: dict[str, object]
 
 
+VERDICTS: dict[tuple[str, int], bool] = {}  # (exercise, id of answer): some checks start processes
+
+
 def passes(exercise: Exercise, answer: object) -> bool:
-    """Whether ``exercise.check`` accepts ``answer`` (its printed report is discarded)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return exercise.check(answer, strict=False)
+    """Whether ``exercise.check`` accepts ``answer`` (its printed report is discarded).
+
+    The verdict is kept for the rest of the process: the unit tests and ``rejection_figures``
+    ask for the same pairs, and notebook 15's checks start worker processes.
+    """
+    key = (exercise.name, id(answer))
+    if key not in VERDICTS:
+        with contextlib.redirect_stdout(io.StringIO()):
+            VERDICTS[key] = exercise.check(answer, strict=False)
+    return VERDICTS[key]
 
 
 # ---- notebook 00 ---------------------------------------------------------------------------
@@ -393,6 +406,71 @@ if find_compiler() is not None:
                  {"max starts at 0": max_pool_c_from_zero, "sizes rounded up": max_pool_c_rounded_up,
                   "rows of 2 * out_w": max_pool_c_rows_of_pairs,
                   "channel left out of out": max_pool_c_one_channel_out}))
+
+
+# ---- notebook 15 ---------------------------------------------------------------------------
+
+def average_summed(replicas) -> None:
+    for params in zip(*(r.parameters() for r in replicas), strict=True):
+        if params[0].grad is not None:
+            total = torch.stack([p.grad for p in params]).sum(dim=0)
+            for p in params:
+                p.grad.copy_(total)
+
+
+def average_into_first_only(replicas) -> None:
+    for params in zip(*(r.parameters() for r in replicas), strict=True):
+        if params[0].grad is not None:
+            params[0].grad.copy_(torch.stack([p.grad for p in params]).mean(dim=0))
+
+
+def average_without_none_check(replicas) -> None:
+    for params in zip(*(r.parameters() for r in replicas), strict=True):
+        mean = torch.stack([p.grad for p in params]).mean(dim=0)
+        for p in params:
+            p.grad.copy_(mean)
+
+
+def average_the_weights(replicas) -> None:
+    with torch.no_grad():
+        for params in zip(*(r.parameters() for r in replicas), strict=True):
+            mean = torch.stack([p for p in params]).mean(dim=0)
+            for p in params:
+                p.copy_(mean)
+
+
+def allreduce_summed(model) -> None:
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+
+
+def allreduce_halved(model) -> None:
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= 2
+
+
+def allreduce_the_weights(model) -> None:
+    with torch.no_grad():
+        for p in model.parameters():
+            dist.all_reduce(p.data)
+            p.data /= dist.get_world_size()
+
+
+EXERCISES += [
+    Exercise("15 average_gradients", data_parallel.check_average_gradients, average_gradients,
+             {"summed, not averaged": average_summed, "only the first copy": average_into_first_only,
+              "frozen layers not skipped": average_without_none_check,
+              "the weights averaged": average_the_weights}),
+    # Three workers, 5 steps (each try starts processes): a hard-coded 2 shows with 3 of them.
+    Exercise("15 allreduce_gradients",
+             partial(data_parallel.check_allreduce_gradients, world_sizes=(3,), steps=5),
+             allreduce_gradients,
+             {"summed, not divided": allreduce_summed, "divided by 2": allreduce_halved,
+              "the weights all-reduced": allreduce_the_weights}),
+]
 
 
 def rejection_figures() -> dict[str, float]:
