@@ -37,8 +37,10 @@ from .training import seed_everything, train_epoch
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=0, help="optimizer steps; 0 = one epoch")
-    parser.add_argument("--global-batch", type=int, default=128, help="examples per step, all ranks")
-    parser.add_argument("--train-size", type=int, default=0, help="first N training examples; 0 = all")
+    parser.add_argument("--global-batch", type=int, default=128,
+                        help="examples per step, all ranks together")
+    parser.add_argument("--train-size", type=int, default=0,
+                        help="the first N training examples; 0 = all")
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per process")
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     def on_step(loss: float) -> None:
         on_step.done += 1
         if rank == args.fail_rank and on_step.done == args.fail_step:
-            raise RuntimeError(f"rank {rank}: failure injected at step {on_step.done} (--fail-step)")
+            raise RuntimeError(f"rank {rank}: failure injected at step {on_step.done}")
         if rank == 0 and (on_step.done % 10 == 0 or on_step.done == steps):
             print(f"progress {on_step.done}/{steps} loss {loss:.4f}", flush=True)
 
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     if rank == 0 and args.out is not None:
         torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                     "losses": losses, "steps": len(losses), "seconds": seconds,
-                    "world_size": world_size, "threads": args.threads, "backend": dist.get_backend(),
+                    "world_size": world_size, "threads": args.threads,
+                    "backend": dist.get_backend(),
                     "allreduce_bytes_per_step": communicated["bytes"] / max(len(losses), 1),
                     "peak_rss_mb": peaks}, args.out)
     dist.destroy_process_group()

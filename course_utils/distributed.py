@@ -1,4 +1,4 @@
-"""Data-parallel training for notebook 15: the pieces every worker uses, and torchrun from a notebook.
+"""Data-parallel training for notebook 15: what every worker uses, and torchrun from a notebook.
 
 Every worker process holds a full copy of the model, takes its share of each global minibatch
 (``sharded_loader``), and averages its gradients with the others (an all-reduce) before the
@@ -51,8 +51,10 @@ def sharded_loader(dataset: Dataset, global_batch: int, rank: int, world_size: i
     ``global_batch`` examples as step k of a single process (``world_size=1``).
     """
     if global_batch % world_size:
-        raise ValueError(f"global_batch={global_batch} must divide evenly over {world_size} processes")
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        raise ValueError(f"global_batch={global_batch} must divide evenly over "
+                         f"{world_size} processes")
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
+                                 seed=seed)
     batches = BatchSampler(sampler, global_batch // world_size, drop_last=False)
     return DataLoader(dataset, sampler=batches, batch_size=None)  # one indexing call a batch
 

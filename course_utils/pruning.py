@@ -106,7 +106,8 @@ def scale_profile(profile: dict[str, float], sizes: dict[str, int], sparsity: fl
 
 def keep_pruned(optimizer: torch.optim.Optimizer, model: nn.Module, masks: Masks):
     """Re-apply ``masks`` after every ``optimizer.step()``, so pruned weights stay zero while
-    the rest retrain (momentum and weight decay would otherwise revive them).
+    the rest retrain: a pruned weight's loss gradient is not zero in general, so every update
+    would move it away from zero again.
 
     Returns the hook handle; ``handle.remove()`` stops it.
     """

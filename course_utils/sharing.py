@@ -32,6 +32,24 @@ def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> to
     return torch.stack(centroids, dim=1)
 
 
+def lloyd_step(points: torch.Tensor,
+               centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One iteration of Lloyd's k-means: assign every point to its nearest centroid, then move each
+    centroid to the mean of its points (an empty cluster keeps its centroid).
+
+    ``points`` (n, d) and ``centroids`` (k, d), or batches (B, n, d) and (B, k, d). Returns the new
+    centroids, shaped like ``centroids``, and the assignments (n,) or (B, n) made before the move.
+    """
+    batched = points.dim() == 3
+    x, c = (points, centroids) if batched else (points[None], centroids[None])  # (B,n,d), (B,k,d)
+    assign = torch.cdist(x, c).argmin(dim=2)  # (B, n) index of the nearest centroid
+    sums = torch.zeros_like(c).scatter_add_(1, assign[..., None].expand_as(x), x)  # (B, k, d)
+    counts = torch.zeros(c.shape[:2], device=c.device).scatter_add_(
+        1, assign, torch.ones(assign.shape, device=c.device))  # (B, k)
+    moved = torch.where((counts > 0)[..., None], sums / counts.clamp(min=1)[..., None], c)
+    return (moved, assign) if batched else (moved[0], assign[0])
+
+
 def kmeans(x: torch.Tensor, k: int, iters: int = 50, init: str = "kmeans++", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means on points ``x`` (n, d), or on a batch of independent point sets (B, n, d).
 
@@ -52,11 +70,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 50, init: str = "kmeans++", see
     else:
         raise ValueError(f"init must be 'kmeans++' or 'linear', got {init!r}")
     for _ in range(iters):
-        assign = torch.cdist(points, centroids).argmin(dim=2)  # (B, n) nearest centroid
-        sums = torch.zeros_like(centroids).scatter_add_(1, assign[..., None].expand_as(points), points)
-        counts = torch.zeros(centroids.shape[:2]).scatter_add_(1, assign, torch.ones(assign.shape))
-        filled = counts > 0  # an empty cluster keeps its old centroid
-        moved = torch.where(filled[..., None], sums / counts.clamp(min=1)[..., None], centroids)
+        moved, _ = lloyd_step(points, centroids)
         if torch.equal(moved, centroids):
             break
         centroids = moved

@@ -104,8 +104,8 @@ def test_two_processes_end_with_the_weights_of_one_process_on_the_whole_batch():
 
 
 def test_a_failing_rank_ends_the_run_with_its_traceback():
-    run = run_nodes(["--steps", "20", "--train-size", "2560", "--fail-rank", "1", "--fail-step", "3"],
-                    nproc=2, timeout_s=60, progress=False, echo=False)
+    run = run_nodes(["--steps", "20", "--train-size", "2560", "--fail-rank", "1",
+                     "--fail-step", "3"], nproc=2, timeout_s=60, progress=False, echo=False)
     assert not run.ok and not run.timed_out
     assert "rank 1: failure injected at step 3" in run.root_cause()
 

@@ -6,7 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from course_utils.sharing import index_bits, kmeans, kmeans_quantize, kmeans_share, product_quantize, residual_quantize, share_layer
+from course_utils.sharing import (
+    index_bits,
+    kmeans,
+    kmeans_quantize,
+    kmeans_share,
+    lloyd_step,
+    product_quantize,
+    residual_quantize,
+    share_layer,
+)
 
 
 def optimal_1d_inertia(values: list[float], k: int) -> float:
@@ -142,3 +151,13 @@ def test_shared_layer_lives_on_the_layers_device(other_device, one_device):
     assert {t.device for t in (layer.codebook, layer.indices, layer.mask, layer.weight, y)} == {other_device}
     if other_device.type != "meta":  # values exist
         assert y.tolist() == [[-0.5, -1.5]]
+
+
+def test_lloyd_step_assigns_then_moves_and_keeps_an_empty_cluster():
+    points = torch.tensor([[0.0], [1.0], [10.0], [11.0]])
+    moved, assign = lloyd_step(points, torch.tensor([[0.0], [50.0], [10.0]]))
+    assert assign.tolist() == [0, 0, 2, 2]
+    assert moved.flatten().tolist() == [0.5, 50.0, 10.5]
+    batched, batch_assign = lloyd_step(points[None].repeat(2, 1, 1), torch.tensor([[[0.0], [10.0]]] * 2))
+    assert batched.flatten().tolist() == [0.5, 10.5, 0.5, 10.5]
+    assert batch_assign.tolist() == [[0, 0, 1, 1]] * 2

@@ -1,4 +1,4 @@
-"""Plausible wrong answers to the exercises of Part I and notebooks 14 and 15, to prove that each self-check
+"""Plausible wrong answers to the exercises of Part I and notebooks 06, 08, 09, 14 and 15, to prove that each self-check
 rejects them.
 
 Every :class:`Exercise` pairs a self-check with the reference answer (which it must accept) and
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,12 +20,26 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import data_parallel, deploy_in_c, lenet, linear_model, mlp, mnist_data, start_here
+from ..checks import (
+    binary_and_uniform,
+    data_parallel,
+    deploy_in_c,
+    lenet,
+    linear_model,
+    mlp,
+    mnist_data,
+    start_here,
+    weight_pruning,
+    weight_sharing,
+)
 from ..data import one_hot
 from ..deploy import find_compiler
 from ..distributed import allreduce_gradients, average_gradients
 from ..models import MLP, LeNet, LinearNet
-from ..training import evaluate, train_epoch
+from ..pruning import apply_masks, magnitude_mask
+from ..quantization import dequantize, quantize
+from ..sharing import lloyd_step
+from ..training import evaluate, train_epoch, train_step
 
 
 @dataclass
@@ -408,6 +423,235 @@ if find_compiler() is not None:
                   "channel left out of out": max_pool_c_one_channel_out}))
 
 
+# ---- notebook 06 ---------------------------------------------------------------------------
+
+def mask_by_threshold(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    k = round(sparsity * weight.numel())
+    if k == 0:
+        return torch.ones_like(weight, dtype=torch.bool)
+    return weight.abs() > weight.abs().flatten().kthvalue(k).values  # ties at t all go
+
+
+def mask_of_signed_values(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    keep = torch.ones(weight.numel(), dtype=torch.bool)
+    keep[weight.flatten().argsort(stable=True)[:round(sparsity * weight.numel())]] = False
+    return keep.view_as(weight)
+
+
+def mask_of_the_largest(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    keep = torch.ones(weight.numel(), dtype=torch.bool)
+    keep[weight.abs().flatten().argsort(descending=True, stable=True)[:round(sparsity * weight.numel())]] = False
+    return keep.view_as(weight)
+
+
+def mask_truncated_count(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    keep = torch.ones(weight.numel(), dtype=torch.bool)
+    keep[weight.abs().flatten().argsort(stable=True)[:int(sparsity * weight.numel())]] = False
+    return keep.view_as(weight)
+
+
+def mask_as_floats(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    return magnitude_mask(weight, sparsity).float()
+
+
+def retrain_masked_before_step(model, masks, x, y, optimizer) -> float:
+    apply_masks(model, masks)
+    return train_step(model, x, y, optimizer)
+
+
+def retrain_without_masks(model, masks, x, y, optimizer) -> float:
+    return train_step(model, x, y, optimizer)
+
+
+def retrain_masks_inverted(model, masks, x, y, optimizer) -> float:
+    loss = train_step(model, x, y, optimizer)
+    apply_masks(model, {name: ~mask for name, mask in masks.items()})
+    return loss
+
+
+def retrain_loss_tensor(model, masks, x, y, optimizer):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    apply_masks(model, masks)
+    return loss
+
+
+def threshold_off_by_one(weight: torch.Tensor, sparsity: float) -> float:
+    return float(weight.abs().flatten().kthvalue(round(sparsity * weight.numel()) + 1).values)
+
+
+def threshold_of_signed_values(weight: torch.Tensor, sparsity: float) -> float:
+    return float(weight.flatten().kthvalue(round(sparsity * weight.numel())).values)
+
+
+def csr_relative_rows_only(weight: torch.Tensor) -> float:
+    matrix = weight.reshape(weight.shape[0], -1)
+    return (int((matrix != 0).sum()) * (32 + 5) + matrix.shape[0] * 32) / 8
+
+
+def csr_relative_every_entry(weight: torch.Tensor) -> float:
+    matrix = weight.reshape(weight.shape[0], -1)
+    return (matrix.numel() * (32 + 5) + (matrix.shape[0] + 1) * 32) / 8
+
+
+def csr_relative_in_bits(weight: torch.Tensor) -> float:
+    matrix = weight.reshape(weight.shape[0], -1)
+    return float(int((matrix != 0).sum()) * (32 + 5) + (matrix.shape[0] + 1) * 32)
+
+
+EXERCISES += [
+    Exercise("06 magnitude_mask", weight_pruning.check_magnitude_mask, magnitude_mask,
+             {"threshold from kthvalue (ties)": mask_by_threshold, "signed values": mask_of_signed_values,
+              "the largest pruned": mask_of_the_largest, "count truncated": mask_truncated_count,
+              "floats, not booleans": mask_as_floats}),
+    Exercise("06 retrain_step", weight_pruning.check_retrain_step, weight_pruning.reference_retrain_step,
+             {"masks before the step": retrain_masked_before_step, "no masks": retrain_without_masks,
+              "masks inverted": retrain_masks_inverted, "the loss tensor": retrain_loss_tensor}),
+    Exercise("06 threshold_for", weight_pruning.check_threshold_for,
+             lambda w, s: float(w.abs().flatten().kthvalue(round(s * w.numel())).values),
+             {"off by one": threshold_off_by_one, "signed values": threshold_of_signed_values}),
+    Exercise("06 csr_bytes_relative", weight_pruning.check_csr_bytes_relative,
+             weight_pruning.reference_csr_bytes_relative,
+             {"rows, not rows + 1 pointers": csr_relative_rows_only,
+              "every entry, not the nonzeros": csr_relative_every_entry, "bits, not bytes": csr_relative_in_bits}),
+]
+
+
+# ---- notebook 08 ---------------------------------------------------------------------------
+
+def quantize_floor(x, scale, zero_point, bits):
+    return torch.clamp(torch.floor(x / scale) + zero_point, 0, 2**bits - 1).to(torch.int32)
+
+
+def quantize_unclamped(x, scale, zero_point, bits):
+    return (torch.round(x / scale) + zero_point).to(torch.int32)
+
+
+def quantize_as_floats(x, scale, zero_point, bits):
+    return torch.clamp(torch.round(x / scale) + zero_point, 0, 2**bits - 1)
+
+
+def quantize_zero_point_subtracted(x, scale, zero_point, bits):
+    return torch.clamp(torch.round(x / scale) - zero_point, 0, 2**bits - 1).to(torch.int32)
+
+
+def dequantize_without_zero_point(q, scale, zero_point):
+    return scale * q.float()
+
+
+def ternarize_alpha_of_all(w: torch.Tensor, t: float) -> torch.Tensor:
+    return torch.where(w.abs() > t, w.abs().mean() * w.sign(), torch.zeros_like(w))
+
+
+def ternarize_keeping_t(w: torch.Tensor, t: float) -> torch.Tensor:
+    keep = w.abs() >= t
+    return torch.where(keep, w.abs()[keep].mean() * w.sign(), torch.zeros_like(w))
+
+
+def ternarize_without_alpha(w: torch.Tensor, t: float) -> torch.Tensor:
+    return torch.where(w.abs() > t, w.sign(), torch.zeros_like(w))
+
+
+def ternarize_nan_when_nothing_kept(w: torch.Tensor, t: float) -> torch.Tensor:
+    keep = w.abs() > t
+    return torch.where(keep, w.abs()[keep].mean() * w.sign(), torch.zeros_like(w) * w.abs()[keep].mean())
+
+
+EXERCISES += [
+    Exercise("08 quantize and dequantize",
+             lambda pair, strict=None: binary_and_uniform.check_quantize(*pair, strict=strict),
+             (quantize, dequantize),
+             {"floor, not round": (quantize_floor, dequantize),
+              "no clamp": (quantize_unclamped, dequantize),
+              "floats, not integers": (quantize_as_floats, dequantize),
+              "zero point subtracted": (quantize_zero_point_subtracted, dequantize),
+              "dequantize without the zero point": (quantize, dequantize_without_zero_point)}),
+    Exercise("08 ternarize", binary_and_uniform.check_ternarize, binary_and_uniform.reference_ternarize,
+             {"alpha over all weights": ternarize_alpha_of_all, "|w| = t kept": ternarize_keeping_t,
+              "no alpha": ternarize_without_alpha, "nan when nothing is kept": ternarize_nan_when_nothing_kept}),
+    Exercise("08 uniform_bytes", binary_and_uniform.check_uniform_bytes,
+             binary_and_uniform.reference_uniform_bytes,
+             {"rounded down": lambda n, bits, channels: n * bits // 8 + 8 * channels,
+              "bits, not bytes": lambda n, bits, channels: n * bits + 8 * channels,
+              "one scale for all channels": lambda n, bits, channels: -(-n * bits // 8) + 8}),
+    Exercise("08 xnor_dot", binary_and_uniform.check_xnor_dot, lambda a, b, k: k - 2 * (a ^ b).bit_count(),
+             {"k minus the popcount": lambda a, b, k: k - (a ^ b).bit_count(),
+              "popcount of AND": lambda a, b, k: 2 * (a & b).bit_count() - k,
+              "sign flipped": lambda a, b, k: 2 * (a ^ b).bit_count() - k}),
+]
+
+
+# ---- notebook 09 ---------------------------------------------------------------------------
+
+def lloyd_without_empty_guard(points: torch.Tensor, centroids: torch.Tensor):
+    assign = torch.cdist(points, centroids).argmin(dim=1)
+    sums = torch.zeros_like(centroids).index_add_(0, assign, points)
+    counts = torch.bincount(assign, minlength=len(centroids)).float()
+    return sums / counts[:, None], assign  # 0 / 0 for an empty cluster
+
+
+def lloyd_sums_not_means(points: torch.Tensor, centroids: torch.Tensor):
+    assign = torch.cdist(points, centroids).argmin(dim=1)
+    return torch.zeros_like(centroids).index_add_(0, assign, points), assign
+
+
+def lloyd_assigned_after_the_move(points: torch.Tensor, centroids: torch.Tensor):
+    moved, _ = lloyd_step(points, centroids)
+    return moved, torch.cdist(points, moved).argmin(dim=1)
+
+
+def centroid_mean_gradient(weight_grad: torch.Tensor, indices: torch.Tensor, k: int) -> torch.Tensor:
+    sums = torch.zeros(k).index_add_(0, indices.flatten(), weight_grad.flatten())
+    return sums / torch.bincount(indices.flatten(), minlength=k).clamp(min=1)
+
+
+def centroid_gradient_counts(weight_grad: torch.Tensor, indices: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.bincount(indices.flatten(), minlength=k).float()
+
+
+def centroid_gradient_without_minlength(weight_grad: torch.Tensor, indices: torch.Tensor,
+                                        k: int) -> torch.Tensor:
+    return torch.bincount(indices.flatten(), weights=weight_grad.flatten()).float()
+
+
+def pq_bits_unrounded(m: int, n: int, d: int, k: int) -> float:
+    return (n // d) * m * math.log2(k) + (n // d) * k * d * 32
+
+
+def pq_bits_one_codebook(m: int, n: int, d: int, k: int) -> int:
+    return (n // d) * m * math.ceil(math.log2(k)) + k * d * 32
+
+
+def pq_bits_index_per_weight(m: int, n: int, d: int, k: int) -> int:
+    return m * n * math.ceil(math.log2(k)) + (n // d) * k * d * 32
+
+
+EXERCISES += [
+    Exercise("09 lloyd_step", weight_sharing.check_lloyd_step, lloyd_step,
+             {"no guard for an empty cluster": lloyd_without_empty_guard,
+              "sums, not means": lloyd_sums_not_means,
+              "assignments after the move": lloyd_assigned_after_the_move}),
+    Exercise("09 centroid_gradient", weight_sharing.check_centroid_gradient,
+             lambda g, i, k: torch.zeros(k).index_add_(0, i.flatten(), g.flatten()),
+             {"the mean, not the sum": centroid_mean_gradient, "counts": centroid_gradient_counts,
+              "bincount without minlength": centroid_gradient_without_minlength}),
+    Exercise("09 sharing_rate", weight_sharing.check_sharing_rate, weight_sharing.reference_sharing_rate,
+             {"index bits rounded up": lambda n, k, b=32: n * b / (n * math.ceil(math.log2(k)) + k * b),
+              "no codebook": lambda n, k, b=32: b / math.log2(k),
+              "upside down": lambda n, k, b=32: (n * math.log2(k) + k * b) / (n * b)}),
+    Exercise("09 assign", weight_sharing.check_assign, weight_sharing.reference_assign,
+             {"signed difference": lambda w, c: (w[:, None] - c[None, :]).argmin(dim=1),
+              "over the weights, not the codebook": lambda w, c: (w[None, :] - c[:, None]).abs().argmin(dim=1),
+              "the farthest": lambda w, c: (w[:, None] - c[None, :]).abs().argmax(dim=1)}),
+    Exercise("09 pq_bits", weight_sharing.check_pq_bits,
+             lambda m, n, d, k: (n // d) * m * math.ceil(math.log2(k)) + (n // d) * k * d * 32,
+             {"log2 k not rounded up": pq_bits_unrounded, "one codebook": pq_bits_one_codebook,
+              "an index per weight": pq_bits_index_per_weight}),
+]
+
+
 # ---- notebook 15 ---------------------------------------------------------------------------
 
 def average_summed(replicas) -> None:
@@ -464,9 +708,8 @@ EXERCISES += [
              {"summed, not averaged": average_summed, "only the first copy": average_into_first_only,
               "frozen layers not skipped": average_without_none_check,
               "the weights averaged": average_the_weights}),
-    # Three workers, 5 steps (each try starts processes): a hard-coded 2 shows with 3 of them.
-    Exercise("15 allreduce_gradients",
-             partial(data_parallel.check_allreduce_gradients, world_sizes=(3,), steps=5),
+    # 5 steps instead of 20: each try starts three worker processes.
+    Exercise("15 allreduce_gradients", partial(data_parallel.check_allreduce_gradients, steps=5),
              allreduce_gradients,
              {"summed, not divided": allreduce_summed, "divided by 2": allreduce_halved,
               "the weights all-reduced": allreduce_the_weights}),
