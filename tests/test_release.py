@@ -80,3 +80,18 @@ def test_outputs_survive_a_comment_change_only():
     keep_stored_outputs(new, old)
     assert new.cells[0].outputs and new.cells[0].execution_count == 1
     assert not new.cells[1].outputs and new.cells[1].execution_count is None
+
+
+def test_the_stored_widget_state_goes_with_the_outputs():
+    state = {"application/vnd.jupyter.widget-state+json": {"state": {"a1": {}}, "version_major": 2}}
+    old = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("bar()")],
+                                   metadata={"widgets": state})
+    new = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("bar()")],
+                                   metadata={"widgets": {"stale": True}})
+    keep_stored_outputs(new, old)
+    assert new.metadata["widgets"] == state
+    unrun = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("bar()")])
+    new = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("bar()")],
+                                   metadata={"widgets": {"stale": True}})
+    keep_stored_outputs(new, unrun)
+    assert "widgets" not in new.metadata  # no stale state from source/ without a stored run

@@ -67,7 +67,9 @@ def keep_stored_outputs(new: nbformat.NotebookNode, stored: nbformat.NotebookNod
     """Copy the stored run's outputs into ``new`` where the cells still hold the same code.
 
     Only a change of comments keeps a cell's outputs; any other change leaves the cell without
-    outputs, so the stored-run test fails until ``make execute`` runs the notebook again.
+    outputs, so the stored-run test fails until ``make execute`` runs the notebook again. The
+    stored run's widget state (the notebook's ``widgets`` metadata) goes with the outputs, so that
+    kept progress bars still render as bars.
     """
     if [c.cell_type for c in new.cells] != [c.cell_type for c in stored.cells]:
         return
@@ -75,6 +77,9 @@ def keep_stored_outputs(new: nbformat.NotebookNode, stored: nbformat.NotebookNod
         if cell.cell_type == "code" and code_without_comments(cell.source) == code_without_comments(
                 old.source):
             cell.outputs, cell.execution_count = old.outputs, old.execution_count
+    new.metadata.pop("widgets", None)
+    if "widgets" in stored.metadata:
+        new.metadata["widgets"] = stored.metadata["widgets"]
 
 
 def student_notebooks(sources: list[Path], out_dir: Path) -> list[Path]:
