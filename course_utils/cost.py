@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,43 @@ ENERGY_PJ = {
 }
 
 
+# AlexNet as Han, Pool, Tran and Dally count it ("Learning both weights and connections for
+# efficient neural networks", NIPS 2015, Table 4): weights and FLOPs per layer, one MAC counted
+# as two FLOPs (a multiply and an add). The lecture's AlexNet table counts MACs (conv1: 105M).
+HAN_ALEXNET_TABLE4 = {  # layer: (weights, FLOPs), as printed (rounded)
+    "conv1": (35e3, 211e6), "conv2": (307e3, 448e6), "conv3": (885e3, 299e6),
+    "conv4": (663e3, 224e6), "conv5": (442e3, 150e6), "fc1": (38e6, 75e6),
+    "fc2": (17e6, 34e6), "fc3": (4e6, 8e6),
+}
+
+
+def alexnet_2012(num_classes: int = 1000) -> nn.Sequential:
+    """AlexNet as Krizhevsky, Sutskever and Hinton trained it on two GPUs (NIPS 2012).
+
+    conv2, conv4 and conv5 see only the half of their input channels that lives on their GPU:
+    ``groups=2``. Input ``(B, 3, 227, 227)``: 227 is what makes conv1's output 55 x 55. Local
+    response normalisation has no parameters and no MACs and is left out. Layer names follow the
+    lecture's table (fc1-fc3 for the paper's fc6-fc8).
+    """
+    def conv(c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0, groups: int = 1):
+        return nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, groups=groups)
+
+    return nn.Sequential(OrderedDict([
+        ("conv1", conv(3, 96, 11, stride=4)), ("relu1", nn.ReLU()),  # (B, 96, 55, 55)
+        ("pool1", nn.MaxPool2d(3, 2)),  # (B, 96, 27, 27)
+        ("conv2", conv(96, 256, 5, padding=2, groups=2)), ("relu2", nn.ReLU()),
+        ("pool2", nn.MaxPool2d(3, 2)),  # (B, 256, 13, 13)
+        ("conv3", conv(256, 384, 3, padding=1)), ("relu3", nn.ReLU()),
+        ("conv4", conv(384, 384, 3, padding=1, groups=2)), ("relu4", nn.ReLU()),
+        ("conv5", conv(384, 256, 3, padding=1, groups=2)), ("relu5", nn.ReLU()),
+        ("pool5", nn.MaxPool2d(3, 2)),  # (B, 256, 6, 6)
+        ("flatten", nn.Flatten()),  # (B, 9216)
+        ("fc1", nn.Linear(9216, 4096)), ("relu6", nn.ReLU()), ("drop6", nn.Dropout()),
+        ("fc2", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout()),
+        ("fc3", nn.Linear(4096, num_classes)),
+    ]))
+
+
 @dataclass(frozen=True)
 class LayerCost:
     """One leaf module's cost for a single input: its parameters and multiply-accumulates."""
@@ -33,12 +71,32 @@ class LayerCost:
     macs: int
 
 
+def linear_cost(n_in: int, n_out: int, bias: bool = True) -> tuple[int, int]:
+    """Parameters and MACs of ``Linear(n_in, n_out)`` for one input vector: each weight is used
+    once."""
+    return n_in * n_out + (n_out if bias else 0), n_in * n_out
+
+
+def conv_cost(c_in: int, c_out: int, k: int | tuple[int, int], h_out: int, w_out: int,
+              groups: int = 1, bias: bool = True) -> tuple[int, int]:
+    """Parameters and MACs of ``Conv2d(c_in, c_out, k, groups=groups)`` with an ``h_out x w_out``
+    output: each output channel sees ``c_in / groups`` input channels, at every output position."""
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide c_in={c_in} and c_out={c_out}")
+    kh, kw = (k, k) if isinstance(k, int) else k
+    weights_per_output = (c_in // groups) * kh * kw  # one output value needs this many MACs
+    params = c_out * weights_per_output + (c_out if bias else 0)
+    return params, c_out * h_out * w_out * weights_per_output
+
+
 def _macs(module: nn.Module, output: torch.Tensor) -> int:
     if isinstance(module, nn.Linear):
-        return output.numel() * module.in_features
+        vectors = output.numel() // module.out_features  # 1, or more for (1, T, n_out) outputs
+        return vectors * linear_cost(module.in_features, module.out_features)[1]
     if isinstance(module, nn.Conv2d):
-        kh, kw = module.kernel_size
-        return output.numel() * (module.in_channels // module.groups) * kh * kw
+        h_out, w_out = output.shape[-2:]
+        return conv_cost(module.in_channels, module.out_channels, module.kernel_size, h_out, w_out,
+                         module.groups)[1]
     return 0  # pooling, activations, dropout, normalisation: no multiply-accumulates counted
 
 

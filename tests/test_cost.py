@@ -3,7 +3,17 @@ import torch
 import torchvision
 from torch import nn
 
-from course_utils.cost import ENERGY_PJ, energy_per_inference, flop_counter_macs, layer_costs, size_bytes
+from course_utils.cost import (
+    ENERGY_PJ,
+    HAN_ALEXNET_TABLE4,
+    alexnet_2012,
+    conv_cost,
+    energy_per_inference,
+    flop_counter_macs,
+    layer_costs,
+    linear_cost,
+    size_bytes,
+)
 from course_utils.timing import inference_seconds, median_seconds
 from course_utils.zoo import build_model
 
@@ -75,3 +85,26 @@ def test_inference_seconds_is_positive_and_leaves_eval_mode():
     model = build_model("lenet300")
     assert inference_seconds(model, (1, 1, 28, 28), repeats=3, warmup=1) > 0
     assert not model.training
+
+
+def test_the_formulas_of_one_layer():
+    assert linear_cost(784, 10) == (7850, 7840)
+    assert linear_cost(784, 10, bias=False) == (7840, 7840)
+    assert conv_cost(96, 256, 5, 27, 27, groups=2) == (256 * 48 * 25 + 256, 27 * 27 * 256 * 48 * 25)
+    assert conv_cost(3, 8, (3, 1), 10, 4) == (8 * 9 + 8, 8 * 40 * 9)
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        conv_cost(4, 6, 3, 5, 5, groups=3)
+
+
+def test_the_original_alexnet_matches_han_table_4():
+    with torch.device("meta"):
+        model = alexnet_2012()
+    costs = {c.name: c for c in layer_costs(model, (1, 3, 227, 227)) if c.params}
+    assert list(costs) == list(HAN_ALEXNET_TABLE4)
+    assert costs["conv1"].output_shape == (96, 55, 55) and costs["conv1"].macs == 105_415_200
+    for name, (weights, flops) in HAN_ALEXNET_TABLE4.items():
+        layer = model.get_submodule(name)
+        assert layer.weight.numel() == pytest.approx(weights, rel=0.03)  # Han rounds to 2-3 digits
+        assert 2 * costs[name].macs == pytest.approx(flops, rel=0.03)  # one MAC = two FLOPs
+    total = sum(c.macs for c in costs.values())
+    assert total == 724_406_816 == flop_counter_macs(model, (1, 3, 227, 227))

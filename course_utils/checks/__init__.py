@@ -1,5 +1,5 @@
-"""The self-checks of the exercises of Part I and of notebooks 06, 14 and 15, one module per
-notebook (``mnist_data`` is notebook 01, ``weight_pruning`` 06, ``deploy_in_c`` 14,
+"""The self-checks of the exercises, one module per notebook, named after its topic
+(``mnist_data`` is notebook 01, ``why_compress`` 05, ``weight_pruning`` 06, ``deploy_in_c`` 14,
 ``data_parallel`` 15).
 
 Each ``check_*`` function takes the student's function or class, compares it case by case with the

@@ -1,5 +1,5 @@
-"""Plausible wrong answers to the exercises of Part I and notebooks 06, 08, 09, 14 and 15, to prove that each self-check
-rejects them.
+"""Plausible wrong answers to the exercises of Part I and notebooks 05, 06, 08, 09, 14 and 15, to
+prove that each self-check rejects them.
 
 Every :class:`Exercise` pairs a self-check with the reference answer (which it must accept) and
 at least two wrong answers a student could write (each of which it must reject). The unit tests
@@ -31,7 +31,9 @@ from ..checks import (
     start_here,
     weight_pruning,
     weight_sharing,
+    why_compress,
 )
+from ..cost import conv_cost, linear_cost
 from ..data import one_hot
 from ..deploy import find_compiler
 from ..distributed import allreduce_gradients, average_gradients
@@ -516,6 +518,66 @@ EXERCISES += [
              weight_pruning.reference_csr_bytes_relative,
              {"rows, not rows + 1 pointers": csr_relative_rows_only,
               "every entry, not the nonzeros": csr_relative_every_entry, "bits, not bytes": csr_relative_in_bits}),
+]
+
+
+# ---- notebook 05 ---------------------------------------------------------------------------
+
+def linear_bias_per_input(n_in: int, n_out: int) -> tuple[int, int]:
+    return n_in * n_out + n_in, n_in * n_out
+
+
+def linear_without_bias(n_in: int, n_out: int) -> tuple[int, int]:
+    return n_in * n_out, n_in * n_out
+
+
+def conv_groups_ignored(c_in, c_out, k, h_out, w_out, groups=1) -> tuple[int, int]:
+    return c_out * (c_in * k * k + 1), c_out * h_out * w_out * c_in * k * k
+
+
+def conv_macs_once_per_weight(c_in, c_out, k, h_out, w_out, groups=1) -> tuple[int, int]:
+    weights = c_out * c_in // groups * k * k
+    return weights + c_out, weights  # as if a convolution were a fully connected layer
+
+
+def conv_kernel_not_squared(c_in, c_out, k, h_out, w_out, groups=1) -> tuple[int, int]:
+    return c_out * (c_in // groups * k + 1), c_out * h_out * w_out * c_in // groups * k
+
+
+def conv_groups_divide_outputs(c_in, c_out, k, h_out, w_out, groups=1) -> tuple[int, int]:
+    return c_out // groups * (c_in * k * k + 1), c_out // groups * h_out * w_out * c_in * k * k
+
+
+def int8_energy_full_word(params: int, macs: int) -> float:
+    return (macs * (0.2 + 0.1) + params * 640) / 1e6
+
+
+def int8_energy_int8_add(params: int, macs: int) -> float:
+    return (macs * (0.2 + 0.03) + params * 640 / 4) / 1e6
+
+
+def int8_energy_in_picojoules(params: int, macs: int) -> float:
+    return macs * (0.2 + 0.1) + params * 640 / 4
+
+
+def model_macs(pair, strict=None) -> bool:
+    return why_compress.check_model_macs(*pair, strict=strict)
+
+
+EXERCISES += [
+    Exercise("05 linear_cost", why_compress.check_linear_cost, linear_cost,
+             {"a bias per input": linear_bias_per_input, "no bias": linear_without_bias}),
+    Exercise("05 conv_cost", why_compress.check_conv_cost, conv_cost,
+             {"groups ignored": conv_groups_ignored, "each weight once": conv_macs_once_per_weight,
+              "k, not k squared": conv_kernel_not_squared,
+              "groups divide the outputs": conv_groups_divide_outputs}),
+    Exercise("05 model_macs", model_macs, (linear_cost, conv_cost),
+             {"groups ignored": (linear_cost, conv_groups_ignored),
+              "each weight once": (linear_cost, conv_macs_once_per_weight)}),
+    Exercise("05 int8_energy_uj", why_compress.check_int8_energy,
+             why_compress.reference_int8_energy_uj,
+             {"a whole word per weight": int8_energy_full_word, "an 8-bit add": int8_energy_int8_add,
+              "picojoules": int8_energy_in_picojoules}),
 ]
 
 
