@@ -129,15 +129,26 @@ def _read_layer(reader: _Reader) -> tuple[str, EncodedLayer]:
                               value_lengths, position_lengths, bias)
 
 
-def parse_compact(data: bytes) -> tuple[str, dict[str, EncodedLayer]]:
-    """The architecture name and encoded layers of a compact file's bytes, checked first by magic and CRC-32."""
+def checked_body(data: bytes) -> bytes:
+    """A compact file's bytes without the CRC-32 trailer, once its magic and its CRC-32 are
+    checked; ``CompactFileError`` (a ``ValueError``) says what is wrong otherwise."""
     if data[:4] != MAGIC:
-        raise CompactFileError(f"not a compact model file: it starts with {data[:4]!r}, not {MAGIC!r}. {RESTORE_HINT}")
+        raise CompactFileError(f"not a compact model file: it starts with {data[:4]!r}, "
+                               f"not {MAGIC!r}. {RESTORE_HINT}")
     if len(data) < len(MAGIC) + 1 + 4:
-        raise CompactFileError(f"the file is only {len(data)} bytes long: it was cut short. {RESTORE_HINT}")
+        raise CompactFileError(f"the file is only {len(data)} bytes long: it was cut short. "
+                               f"{RESTORE_HINT}")
     body, (stored_crc,) = data[:-4], struct.unpack("<I", data[-4:])
     if zlib.crc32(body) != stored_crc:
-        raise CompactFileError("the file's CRC-32 does not match its contents: it was cut short or altered. " + RESTORE_HINT)
+        raise CompactFileError("the file's CRC-32 does not match its contents: it was cut short "
+                               "or altered. " + RESTORE_HINT)
+    return body
+
+
+def parse_compact(data: bytes) -> tuple[str, dict[str, EncodedLayer]]:
+    """The architecture name and encoded layers of a compact file's bytes, checked first by
+    magic and CRC-32 (:func:`checked_body`)."""
+    body = checked_body(data)
     reader = _Reader(body)
     reader.take(len(MAGIC))
     version = reader.unpack("B")[0]

@@ -12,6 +12,7 @@ kind of tensor (weights, activations) its own ``F``, chosen from the observed ra
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -98,6 +99,14 @@ def frac_bits_for(x: torch.Tensor, bits: int) -> int:
     return min(max(frac_bits, MIN_FRAC_BITS), MAX_FRAC_BITS)
 
 
+def saturated_count(x: torch.Tensor, bits: int, frac_bits: int) -> int:
+    """How many entries of ``x`` lie beyond the range of ``<bits, frac_bits>``: :func:`to_fixed`
+    would saturate them."""
+    steps = x.detach().double() * 2.0**frac_bits
+    lo, hi = int_range(bits)
+    return int(((steps < lo - 0.5) | (steps >= hi + 0.5)).sum())
+
+
 def range_and_precision(x: torch.Tensor, bits: int, frac_bits: int) -> tuple[float, float]:
     """Fraction of ``x`` outside the range of ``<bits, frac_bits>`` (saturated), and the mean absolute
     rounding error of the values inside it (at most half a step, ``2**-frac_bits / 2``)."""
@@ -157,8 +166,10 @@ class FixedPointMLP(nn.Module):
 
     Weights and activations are ``bits``-bit words, each tensor with its own ``F`` (``dynamic``,
     from its range) or all with one ``F`` from the largest range. Biases are ``2 * bits``-bit words
-    in the accumulator's format. Per layer: integer products summed in int64, plus the bias, ReLU,
-    then an arithmetic right shift with rounding to the next layer's format, saturating.
+    in the accumulator's format; a bias beyond their range saturates, and the constructor warns
+    (``saturated_biases`` counts them per layer). Per layer: integer products summed in int64,
+    plus the bias, ReLU, then an arithmetic right shift with rounding to the next layer's format,
+    saturating.
     ``forward`` returns the integer logits ``(B, classes)``; their value is ``q * 2**-frac["<last>.out"]``.
     """
 
@@ -179,12 +190,19 @@ class FixedPointMLP(nn.Module):
         shared = frac_bits_for(torch.stack([t.abs().max() for t in tensors.values()]), bits)
         self.frac = {key: frac_bits_for(t, bits) if dynamic else shared for key, t in tensors.items()}
         self.names = list(layers)
+        self.saturated_biases: dict[str, int] = {}  # per layer; a warning says when any is not 0
         frac_in = self.frac["input"]
         for name, (weight, bias) in layers.items():
             frac_w = self.frac[f"{name}.weight"]
             self.register_buffer(f"{name}_w", to_fixed(weight, bits, frac_w))  # (out, in)
-            self.register_buffer(f"{name}_b", to_fixed(bias, 2 * bits, frac_in + frac_w))  # (out,) accumulator format
+            frac_b = frac_in + frac_w  # the accumulator's format
+            self.register_buffer(f"{name}_b", to_fixed(bias, 2 * bits, frac_b))  # (out,)
+            self.saturated_biases[name] = saturated_count(bias, 2 * bits, frac_b)
             frac_in = self.frac[f"{name}.out"]
+        if any(self.saturated_biases.values()):
+            warnings.warn(f"biases saturated in their {2 * bits}-bit words (count per layer): "
+                          f"{self.saturated_biases}; choose more bits or fewer fractional bits",
+                          stacklevel=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = to_fixed(x.cpu().flatten(1), self.bits, self.frac["input"])  # (B, 784) the one float-to-integer step

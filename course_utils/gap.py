@@ -13,11 +13,45 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import DigitDataset
+from .models import CaffeLeNet5
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     """3x3 convolution (padding 1, so H and W are kept; no bias, BatchNorm's shift replaces it), BatchNorm, ReLU."""
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class GapHead(nn.Module):
+    """A global-average-pooling head: a 1x1 convolution (no bias) from ``channels`` feature maps to
+    one map per class, each averaged over space into the class score. ``channels * num_classes``
+    parameters, whatever the size of the maps."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1, bias=False)
+
+    def maps(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` features to ``(B, num_classes, H, W)`` class maps."""
+        return self.classifier(features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.maps(features).mean(dim=(2, 3))  # (B, num_classes, H, W) -> (B, num_classes)
+
+
+class GapLeNet5(nn.Module):
+    """Caffe's LeNet-5 with its fully connected layers (fc1, fc2: 405,510 parameters) replaced by a
+    :class:`GapHead` on the same convolutions: 500 parameters in the head instead."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 20, kernel_size=5)
+        self.conv2 = nn.Conv2d(20, 50, kernel_size=5)
+        self.head = GapHead(50, num_classes)
+
+    features = CaffeLeNet5.features  # the same backbone, one forward pass: (B, 1, 28, 28) -> (B, 50, 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, num_classes)
 
 
 class GapNet(nn.Module):
@@ -56,7 +90,7 @@ class GapNet(nn.Module):
 
     def class_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The class activation maps, ``(B, 1, H, W)`` to ``(B, num_classes, (H + 2m)/4, (W + 2m)/4)``, m = margin."""
-        x = x - x.amin()  # (B, 1, H, W): black, the batch's darkest pixel, becomes 0
+        x = x - x.amin(dim=(1, 2, 3), keepdim=True)  # (B, 1, H, W): each image's darkest pixel is 0
         x = torch.cat([x, torch.zeros_like(x[:1])])  # (B + 1, 1, H, W): the images and one black image
         x = F.pad(x, [self.margin] * 4)  # (B + 1, 1, H + 2m, W + 2m): a black frame
         f = self.features(x)  # (B + 1, c4, (H + 2m)/4, (W + 2m)/4)

@@ -61,11 +61,20 @@ def fake_quantize(weight: torch.Tensor, bits: int, per_channel: bool = False) ->
     return dequantize(quantize(w, scale, zero_point, bits), scale, zero_point)
 
 
-def binarize(weight: torch.Tensor, scaled: bool = False) -> torch.Tensor:
+def binarize(weight: torch.Tensor, scaled: bool = False, per_filter: bool = False) -> torch.Tensor:
     """``sign(W)`` (0 counts as +1); with ``scaled``, times ``alpha = mean |W|``, the scale that
-    minimises ``||W - alpha * sign(W)||^2`` (Rastegari et al. 2016, XNOR-Net)."""
+    minimises ``||W - alpha * sign(W)||^2``. With ``per_filter`` too, one ``alpha_j`` per output
+    filter (row of a Linear weight, output channel of a convolution), as XNOR-Net scales its
+    weights (Rastegari et al. 2016, Section 3.1); otherwise one for the whole tensor."""
+    if per_filter and not scaled:
+        raise ValueError("per_filter chooses how the scale is computed: it needs scaled=True")
     signs = torch.where(weight >= 0, 1.0, -1.0).to(weight.dtype)
-    return signs * weight.abs().mean() if scaled else signs
+    if not scaled:
+        return signs
+    if per_filter:
+        filter_dims = tuple(range(1, weight.dim()))  # everything but the output dimension
+        return signs * weight.abs().mean(dim=filter_dims, keepdim=True)  # (out, 1, ...) scales
+    return signs * weight.abs().mean()
 
 
 def slide_regulariser(u: torch.Tensor) -> torch.Tensor:
@@ -114,6 +123,26 @@ class BinaryConnectMLP(nn.Sequential):
             for m in self.modules():
                 if isinstance(m, BinaryLinear):
                     nn.init.uniform_(m.weight, -1, 1)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, loader, batches: int = 50) -> nn.Module:
+    """Recompute the running mean and variance of every BatchNorm layer of ``model`` from
+    ``batches`` minibatches of ``loader`` (a plain average over them), with the weights the model
+    has now: after the weights change (binarized, quantized), the statistics measured with the old
+    ones are stale. Returns the model in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # a cumulative average over the batches seen
+    model.train()
+    device = next(model.parameters()).device
+    for _, (x, _) in zip(range(batches), loader, strict=False):
+        model(x.to(device))
+    for bn, momentum in zip(norms, momenta, strict=True):
+        bn.momentum = momentum
+    return model.eval()
 
 
 def pack_signs(x: torch.Tensor) -> np.ndarray:

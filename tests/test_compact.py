@@ -10,7 +10,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.compact import CompactFileError, compact_bytes, layer_bytes, load_compact, parse_compact, write_compact
+from course_utils.compact import (
+    MAGIC,
+    CompactFileError,
+    checked_body,
+    compact_bytes,
+    layer_bytes,
+    load_compact,
+    parse_compact,
+    write_compact,
+)
 from course_utils.deep_compression import EncodedLayer, decode_model, encode_model, share_pruned
 from course_utils.onnx_export import export_onnx, onnx_model
 from course_utils.pruning import HAN_SPARSITY, model_kept_fraction, prunable_weights, pruned_copy, scale_profile
@@ -200,3 +209,13 @@ def test_compression_explorer_measures_each_setting_once(monkeypatch):
     explorer.children[1].value = 3
     assert calls == [(0.5, 3)]
     assert measured[(0.5, 3)] == (1500, 0.9)
+
+
+def test_checked_body_returns_the_bytes_before_the_trailer_and_refuses_damage():
+    body = MAGIC + b"\x01\x06lenet5\x00"
+    data = body + struct.pack("<I", zlib.crc32(body))
+    assert checked_body(data) == body
+    for damaged, message in [(data[:-1], "CRC-32"), (b"XXXX" + data[4:], "not a compact model file"),
+                             (data[:7], "cut short"), (data[:-4] + b"\0\0\0\0", "CRC-32")]:
+        with pytest.raises(CompactFileError, match=message):
+            checked_body(damaged)

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -194,6 +195,23 @@ def test_sixteen_bit_inference_follows_the_float_model():
         expected = model(calibration)
     actual = from_fixed(fixed(calibration), fixed.frac["fc3.out"])
     assert (actual - expected).abs().max() < 0.01 * expected.abs().max()
+
+
+def test_a_saturated_bias_is_counted_and_warned_about():
+    torch.manual_seed(0)
+    model, calibration = MLP((20, 12)).eval(), torch.randn(64, 1, 28, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning when every bias fits
+        quiet = FixedPointMLP(model, 4, calibration)
+    assert quiet.saturated_biases == {"fc1": 0, "fc2": 0, "fc3": 0}
+    frac_b = quiet.frac["input"] + quiet.frac["fc1.weight"]
+    largest = (2**7 - 1) * 2.0**-frac_b  # the largest bias an 8-bit accumulator word holds
+    with torch.no_grad():
+        model.fc1.bias[:3] = torch.tensor([largest, 2 * largest, -3 * largest])
+    with pytest.warns(UserWarning, match="biases saturated in their 8-bit words"):
+        loud = FixedPointMLP(model, 4, calibration)
+    assert loud.saturated_biases == {"fc1": 2, "fc2": 0, "fc3": 0}
+    assert loud.fc1_b[:3].tolist() == [127, 127, -128]
 
 
 def test_round_parameters_puts_every_parameter_on_the_grid():

@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from course_utils.data import DigitDataset
-from course_utils.gap import GapNet, canvas_dataset, class_activation_map, map_on_input, place_on_canvas
+from course_utils.gap import (
+    GapHead,
+    GapLeNet5,
+    GapNet,
+    canvas_dataset,
+    class_activation_map,
+    map_on_input,
+    place_on_canvas,
+)
 from course_utils.models import count_parameters
 from course_utils.reference import pretrained
 from course_utils.zoo import build_model
@@ -139,3 +147,31 @@ def test_class_activation_map_runs_on_the_models_device(other_device, one_device
     assert cams.device == classes.device == predicted.device == other_device
     if other_device.type != "meta":  # values exist: the same maps as on the CPU
         assert torch.allclose(cams.cpu(), expected, atol=1e-5)
+
+
+def test_the_gap_head_averages_its_one_by_one_maps():
+    torch.manual_seed(0)
+    head = GapHead(3, 2)
+    features = torch.randn(4, 3, 5, 7)  # (B, C, H, W)
+    weight = head.classifier.weight[:, :, 0, 0]  # (K, C)
+    by_hand = torch.einsum("kc,bchw->bkhw", weight, features).mean(dim=(2, 3))
+    torch.testing.assert_close(head(features), by_hand)
+    assert count_parameters(head) == 3 * 2 and head.maps(features).shape == (4, 2, 5, 7)
+
+
+def test_gap_lenet5_keeps_lenet5s_convolutions_and_drops_its_fc_layers():
+    model, lenet5 = GapLeNet5(), build_model("lenet5")
+    backbone = count_parameters(lenet5) - count_parameters(lenet5.fc1) - count_parameters(lenet5.fc2)
+    assert count_parameters(model) == backbone + 50 * 10
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_class_maps_do_not_depend_on_the_other_images_of_the_batch():
+    torch.manual_seed(0)
+    net = GapNet().eval()
+    digit = torch.rand(1, 1, 28, 28)
+    other = torch.rand(3, 1, 28, 28) * 5 - 3  # darker and brighter pixels than the digit's
+    with torch.no_grad():
+        alone = net.class_maps(digit)
+        together = net.class_maps(torch.cat([digit, other]))[:1]
+    torch.testing.assert_close(alone, together, atol=1e-5, rtol=1e-5)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from course_utils.int8 import Int8LeNet5, Int8MLP, int8_kernels_available
 from course_utils.models import MLP, CaffeLeNet5
 from course_utils.quantization import (
+    BinaryConnectMLP,
     BinaryLinear,
     binarize,
     binary_matmul,
@@ -16,6 +17,7 @@ from course_utils.quantization import (
     fake_quantize,
     pack_signs,
     quantize,
+    recalibrate_batchnorm,
     slide_regulariser,
     uniform_qparams,
 )
@@ -140,3 +142,27 @@ def test_int8_preparation_leaves_the_float_model_where_and_as_it_was(other_devic
     assert model.training
     assert {p.device for p in model.parameters()} == {device}
     assert torch.equal(actual, expected)
+
+
+def test_binarize_per_filter_scales_each_output_row():
+    w = torch.tensor([[0.5, -1.5], [0.1, -0.3]])
+    torch.testing.assert_close(binarize(w, scaled=True, per_filter=True),
+                               torch.tensor([[1.0, -1.0], [0.2, -0.2]]))
+    conv = torch.randn(4, 2, 3, 3)
+    alphas = conv.abs().mean(dim=(1, 2, 3))  # (4,)
+    scaled = binarize(conv, scaled=True, per_filter=True)  # (4, 2, 3, 3)
+    torch.testing.assert_close(scaled.abs().amax(dim=(1, 2, 3)), alphas)
+    with pytest.raises(ValueError, match="needs scaled=True"):
+        binarize(w, per_filter=True)
+
+
+def test_recalibrated_batchnorm_statistics_follow_the_new_weights():
+    torch.manual_seed(0)
+    model = BinaryConnectMLP(hidden=16, binary=False)
+    data = [(torch.randn(32, 1, 28, 28) + 2, None) for _ in range(4)]
+    recalibrate_batchnorm(model, data, batches=4)
+    first_norm = model[2]
+    with torch.no_grad():
+        outputs = torch.cat([model[1](model[0](x)) for x, _ in data])  # (128, 16) before the norm
+    torch.testing.assert_close(first_norm.running_mean, outputs.mean(dim=0), atol=1e-5, rtol=1e-4)
+    assert not model.training and first_norm.momentum == 0.1

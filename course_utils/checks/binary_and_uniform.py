@@ -1,5 +1,6 @@
-"""Self-checks of notebook 08's exercises: uniform quantization and its inverse, ternary weights,
-the bytes of packed low-bit weights, and the XNOR-popcount dot product."""
+"""Self-checks of notebook 08's exercises: binarization with XNOR-Net's per-filter scale, uniform
+quantization and its inverse, ternary weights, the bytes of packed low-bit weights, and the
+XNOR-popcount dot product."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Callable
 import torch
 
 from ..exercises import Case, check_cases
-from ..quantization import dequantize, quantize, uniform_qparams
+from ..quantization import binarize, dequantize, quantize, uniform_qparams
+from ..reference import pretrained
 
 Quantizer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
 Dequantizer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -21,6 +23,26 @@ def pytorch_uint8(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tenso
         warnings.simplefilter("ignore")
         q = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)
     return q.int_repr().to(torch.int32)
+
+
+def check_binarize_filters(student: Callable[[torch.Tensor], torch.Tensor], seed: int = 0,
+                           strict: bool | None = None) -> bool:
+    """Hand-made rows, zeros (sign +1), a filter of zeros, conv weights, a trained layer."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = {
+        "[[0.5, -1.5], [0.1, -0.3]]: alpha 1.0 for row 0, 0.2 for row 1":
+            torch.tensor([[0.5, -1.5], [0.1, -0.3]]),
+        "a zero weight counts as +1: [[0.0, -2.0, 1.0]]": torch.tensor([[0.0, -2.0, 1.0]]),
+        "a filter of zeros gets alpha 0": torch.tensor([[0.0, 0.0], [1.0, -3.0]]),
+        "conv weights (4, 2, 3, 3): one alpha per output channel":
+            torch.randn(4, 2, 3, 3, generator=generator),
+        "rows of very different sizes (5, 7)":
+            torch.randn(5, 7, generator=generator) * torch.logspace(-3, 0, 5)[:, None],
+        "LeNet-300-100's trained fc2 (100, 300)": pretrained("lenet300").fc2.weight.detach().cpu(),
+    }
+    return check_cases("binarize_filters", [
+        Case(label, binarize(w, scaled=True, per_filter=True), lambda w=w: student(w.clone()))
+        for label, w in inputs.items()], strict)
 
 
 def check_quantize(quantize_fn: Quantizer, dequantize_fn: Dequantizer, seed: int = 0,

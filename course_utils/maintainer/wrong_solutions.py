@@ -1,4 +1,4 @@
-"""Plausible wrong answers to the exercises of Part I and notebooks 05, 06, 08, 09, 14 and 15, to
+"""Plausible wrong answers to the exercises of Part I and notebooks 05 to 15, to
 prove that each self-check rejects them.
 
 Every :class:`Exercise` pairs a self-check with the reference answer (which it must accept) and
@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,25 +24,36 @@ from torch import nn
 
 from ..checks import (
     binary_and_uniform,
+    compression_demo,
     data_parallel,
+    deep_compression,
     deploy_in_c,
+    fixed_point,
+    global_average_pooling,
     lenet,
     linear_model,
     mlp,
     mnist_data,
+    neuron_pruning,
     start_here,
     weight_pruning,
     weight_sharing,
     why_compress,
 )
+from ..compact import compact_bytes
 from ..cost import conv_cost, linear_cost
 from ..data import one_hot
+from ..deep_compression import encode_layer, encode_model, share_pruned, sparse_entries
 from ..deploy import find_compiler
 from ..distributed import allreduce_gradients, average_gradients
+from ..fixed_point import shift_round, to_fixed
+from ..gap import GapHead
 from ..models import MLP, LeNet, LinearNet
+from ..neurons import group_penalty, shrink_pair
 from ..pruning import apply_masks, magnitude_mask
-from ..quantization import dequantize, quantize
-from ..sharing import lloyd_step
+from ..quantization import binarize, dequantize, quantize
+from ..reference import pretrained
+from ..sharing import lloyd_step, share_layer
 from ..training import evaluate, train_epoch, train_step
 
 
@@ -395,6 +408,279 @@ EXERCISES: list[Exercise] = [
 ]
 
 
+# ---- notebook 10 ---------------------------------------------------------------------------
+
+def entries_with(mask, value_index, position_bits, *, first=-1, filler_when=None, minus=1,
+                 filler_value=False):
+    """Relative indices with one of a student's slips, chosen by the keywords."""
+    max_gap = 2**position_bits
+    too_long = filler_when or (lambda gap: gap > max_gap)
+    gaps, values, previous = [], [], first
+    flat = value_index.flatten()
+    for position in mask.flatten().nonzero().flatten().tolist():
+        gap = position - previous
+        while too_long(gap):
+            gaps.append(max_gap - 1)
+            values.append(int(flat[position]) if filler_value else 0)
+            gap -= max_gap
+        gaps.append(gap - minus)
+        values.append(int(flat[position]))
+        previous = position
+    return gaps, values
+
+
+def gaps_from_zero(positions: list[int]) -> list[int]:
+    return [p - q for p, q in zip(positions, [0, *positions], strict=False)]
+
+
+def gaps_absolute(positions: list[int]) -> list[int]:
+    return list(positions)
+
+
+def entropy_natural_log(symbols: list[int]) -> float:
+    n = len(symbols)
+    return -sum(k / n * math.log(k / n) for k in (symbols.count(s) for s in set(symbols)))
+
+
+def entropy_of_the_alphabet(symbols: list[int]) -> float:
+    return math.log2(len(set(symbols)))  # the fixed-width bits, not the entropy
+
+
+def bias_share_of_the_rest(codes) -> float:
+    bias = sum(c.nbytes()["bias"] for c in codes.values())
+    return bias / (sum(c.total_bytes() for c in codes.values()) - bias)
+
+
+def bias_share_of_one_layer(codes) -> float:
+    last = list(codes.values())[-1]
+    return last.nbytes()["bias"] / last.total_bytes()
+
+
+def encoded_lenet300() -> dict:
+    """LeNet-300-100, pruned and shared at 6 bits, encoded with and without Huffman coding."""
+    shared = share_pruned(pretrained("lenet300_pruned"), dict.fromkeys(["fc1", "fc2", "fc3"], 6))
+    return {("lenet300", huffman): encode_model(shared, ["fc1", "fc2", "fc3"], 5, huffman)
+            for huffman in (False, True)}
+
+
+def check_bias_share(answer, strict=None) -> bool:
+    return deep_compression.check_bias_share(answer, encoded_lenet300(), strict=strict)
+
+
+EXERCISES += [
+    Exercise("10 sparse_entries", deep_compression.check_sparse_entries, sparse_entries,
+             {"no fillers": partial(entries_with, filler_when=lambda gap: False),
+              "a filler at exactly 2^p": partial(entries_with, filler_when=lambda gap: gap >= 4),
+              "gaps stored as they are": partial(entries_with, minus=0),
+              "the first gap from 0": partial(entries_with, first=0),
+              "fillers carry the value": partial(entries_with, filler_value=True)}),
+    Exercise("10 gaps", deep_compression.check_gaps, deep_compression.reference_gaps,
+             {"the first from 0": gaps_from_zero, "positions, not gaps": gaps_absolute}),
+    Exercise("10 entropy_bits", deep_compression.check_entropy_bits,
+             deep_compression.reference_entropy_bits,
+             {"natural logarithm": entropy_natural_log, "log2 of the alphabet": entropy_of_the_alphabet}),
+    Exercise("10 bias_share", check_bias_share, deep_compression.reference_bias_share,
+             {"over the rest, not the whole": bias_share_of_the_rest,
+              "the last layer only": bias_share_of_one_layer}),
+]
+
+
+# ---- notebook 11 ---------------------------------------------------------------------------
+
+def to_fixed_half_to_even(x: torch.Tensor, bits: int, frac_bits: int) -> torch.Tensor:
+    return torch.round(x * 2.0**frac_bits).clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).long()
+
+
+def to_fixed_truncated(x: torch.Tensor, bits: int, frac_bits: int) -> torch.Tensor:
+    return (x * 2.0**frac_bits).long().clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def to_fixed_wrapping(x: torch.Tensor, bits: int, frac_bits: int) -> torch.Tensor:
+    q = torch.floor(x.double() * 2.0**frac_bits + 0.5).long()
+    return (q + 2 ** (bits - 1)) % 2**bits - 2 ** (bits - 1)  # two's complement overflow
+
+
+def to_fixed_unsigned_range(x: torch.Tensor, bits: int, frac_bits: int) -> torch.Tensor:
+    return torch.floor(x.double() * 2.0**frac_bits + 0.5).clamp(0, 2**bits - 1).long()
+
+
+def to_fixed_as_floats(x: torch.Tensor, bits: int, frac_bits: int) -> torch.Tensor:
+    return torch.floor(x * 2.0**frac_bits + 0.5).clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def shift_truncated(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    return acc >> shift if shift > 0 else acc << -shift
+
+
+def shift_by_float_division(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    return torch.floor(acc / 2.0**shift + 0.5).long()  # float32: wrong for wide accumulators
+
+
+def shift_positive_only(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    return (acc + (1 << (shift - 1))) >> shift
+
+
+def multiply_truncated(a_q, b_q, frac_bits, bits):
+    return saturate_bits((a_q.long() * b_q.long()) >> frac_bits, bits)
+
+
+def multiply_unsaturated(a_q, b_q, frac_bits, bits):
+    return shift_round(a_q.long() * b_q.long(), frac_bits)
+
+
+def multiply_shift_by_2f(a_q, b_q, frac_bits, bits):
+    return saturate_bits(shift_round(a_q.long() * b_q.long(), 2 * frac_bits), bits)
+
+
+def saturate_bits(q: torch.Tensor, bits: int) -> torch.Tensor:
+    return q.clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def underflow_half_to_even(g: torch.Tensor, frac_bits: int) -> float:
+    return float((torch.round(g * 2**frac_bits) == 0).float().mean())
+
+
+def underflow_below_one_step(g: torch.Tensor, frac_bits: int) -> float:
+    return float((g.abs() < 2.0**-frac_bits).float().mean())
+
+
+def underflow_count(g: torch.Tensor, frac_bits: int) -> float:
+    return float((to_fixed(g, 16, frac_bits) == 0).sum())
+
+
+EXERCISES += [
+    Exercise("11 to_fixed", fixed_point.check_to_fixed, lambda x, b, f: to_fixed(x, b, f),
+             {"half to even": to_fixed_half_to_even, "truncated": to_fixed_truncated,
+              "wrapping, not saturating": to_fixed_wrapping, "unsigned range": to_fixed_unsigned_range,
+              "floats, not integers": to_fixed_as_floats}),
+    Exercise("11 shift_round", fixed_point.check_shift_round, shift_round,
+             {"truncated": shift_truncated, "float division": shift_by_float_division,
+              "positive shifts only": shift_positive_only}),
+    Exercise("11 qmn_range", fixed_point.check_qmn_range, fixed_point.reference_qmn_range,
+             {"unsigned": lambda m, n: (0.0, 2.0 ** (m + 1) - 2.0**-n, 2.0**-n),
+              "largest without the step": lambda m, n: (-(2.0**m), 2.0**m, 2.0**-n),
+              "m counts the sign": lambda m, n: (-(2.0 ** (m - 1)), 2.0 ** (m - 1) - 2.0**-n, 2.0**-n)}),
+    Exercise("11 fixed_multiply", fixed_point.check_fixed_multiply,
+             fixed_point.reference_fixed_multiply,
+             {"truncated": multiply_truncated, "not saturated": multiply_unsaturated,
+              "shifted by 2F": multiply_shift_by_2f}),
+    Exercise("11 underflow_fraction", fixed_point.check_underflow_fraction,
+             fixed_point.reference_underflow_fraction,
+             {"half to even": underflow_half_to_even, "below one step": underflow_below_one_step,
+              "a count": underflow_count}),
+]
+
+
+# ---- notebook 12 ---------------------------------------------------------------------------
+
+class GapHeadMaxPooled(nn.Module):
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.classifier = nn.Conv2d(channels, num_classes, 1, bias=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features).amax(dim=(2, 3))
+
+
+class GapHeadSummed(GapHeadMaxPooled):
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features).sum(dim=(2, 3))
+
+
+class GapHeadWithBias(GapHeadMaxPooled):
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__(channels, num_classes)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features).mean(dim=(2, 3))
+
+
+class GapHeadBatchCentred(GapHeadMaxPooled):
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        scores = self.classifier(features).mean(dim=(2, 3))
+        return scores - scores.mean(dim=0)  # depends on the other images
+
+
+EXERCISES += [
+    Exercise("12 GapHead", global_average_pooling.check_gap_head, GapHead,
+             {"max, not mean": GapHeadMaxPooled, "sum, not mean": GapHeadSummed,
+              "a bias": GapHeadWithBias, "centred over the batch": GapHeadBatchCentred}),
+]
+
+
+# ---- notebook 13 ---------------------------------------------------------------------------
+
+def intact_big_endian(data: bytes) -> bool:
+    return len(data) >= 4 and struct.unpack(">I", data[-4:])[0] == zlib.crc32(data[:-4])
+
+
+def intact_over_everything(data: bytes) -> bool:
+    return len(data) >= 4 and struct.unpack("<I", data[-4:])[0] == zlib.crc32(data)
+
+
+def intact_raising_when_short(data: bytes) -> bool:
+    return struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+
+
+def intact_by_magic(data: bytes) -> bool:
+    return data[:4] == b"DLCZ"
+
+
+def header_name_in_characters(data: bytes) -> tuple[bytes, int, str]:
+    return data[:4], data[4], data[6:].decode("utf-8", errors="replace")[:data[5]]
+
+
+def header_name_from_byte_5(data: bytes) -> tuple[bytes, int, str]:
+    return data[:4], data[4], data[5:5 + data[5]].decode("utf-8", errors="replace")
+
+
+def header_version_as_byte(data: bytes) -> tuple[bytes, int, str]:
+    return data[:4], data[4:5], data[6:6 + data[5]].decode()
+
+
+def bits_per_kept_in_bytes(file_bytes: int, masks: dict) -> float:
+    return file_bytes / sum(int(m.sum()) for m in masks.values())
+
+
+def bits_per_every_weight(file_bytes: int, masks: dict) -> float:
+    return 8 * file_bytes / sum(m.numel() for m in masks.values())
+
+
+def compact_file_bytes() -> bytes:
+    """A small intact compact file: a hand-made shared layer, as notebook 13 writes them."""
+    layer = nn.Linear(6, 3)
+    share_layer(layer, torch.tensor([0.5, -1.0, 0.25]), torch.randint(0, 3, (3, 6),
+                generator=torch.Generator().manual_seed(0)), torch.rand(3, 6) > 0.5)
+    return compact_bytes("lenet5", {"fc1": encode_layer(layer, 2, True)})
+
+
+def check_intact(answer, strict=None) -> bool:
+    return compression_demo.check_is_intact(answer, compact_file_bytes(), strict=strict)
+
+
+def check_header(answer, strict=None) -> bool:
+    return compression_demo.check_header(answer, compact_file_bytes(), strict=strict)
+
+
+def check_bits_per_kept(answer, strict=None) -> bool:
+    masks = {"a": torch.rand(20, 30, generator=torch.Generator().manual_seed(0)) > 0.9}
+    return compression_demo.check_bits_per_kept_weight(answer, 1234, masks, strict=strict)
+
+
+EXERCISES += [
+    Exercise("13 is_intact", check_intact, compression_demo.reference_is_intact,
+             {"big-endian": intact_big_endian, "the CRC over everything": intact_over_everything,
+              "raises when short": intact_raising_when_short, "the magic only": intact_by_magic}),
+    Exercise("13 header", check_header, compression_demo.reference_header,
+             {"name length in characters": header_name_in_characters,
+              "name from byte 5": header_name_from_byte_5, "version as bytes": header_version_as_byte}),
+    Exercise("13 bits_per_kept_weight", check_bits_per_kept,
+             compression_demo.reference_bits_per_kept_weight,
+             {"bytes, not bits": bits_per_kept_in_bytes, "over every weight": bits_per_every_weight}),
+]
+
+
 # ---- notebook 14 (C source, compiled: registered where a compiler is found; CI requires one) --
 
 def max_pool_c_from_zero() -> str:
@@ -581,7 +867,103 @@ EXERCISES += [
 ]
 
 
+# ---- notebook 07 ---------------------------------------------------------------------------
+
+def norms_rows_and_columns_swapped(fc_in: nn.Linear, fc_out: nn.Linear):
+    return fc_in.weight.norm(dim=0).sum(), fc_out.weight.norm(dim=1).sum()  # the slide's in x out
+
+
+def norms_squared(fc_in: nn.Linear, fc_out: nn.Linear):
+    return (fc_in.weight**2).sum(), (fc_out.weight**2).sum()
+
+
+def norms_l1(fc_in: nn.Linear, fc_out: nn.Linear):
+    return fc_in.weight.abs().sum(), fc_out.weight.abs().sum()
+
+
+def norms_detached(fc_in: nn.Linear, fc_out: nn.Linear):
+    return (torch.tensor(float(fc_in.weight.norm(dim=1).sum())),
+            torch.tensor(float(fc_out.weight.norm(dim=0).sum())))
+
+
+def remove_neuron_with(fc_in, fc_out, i, *, in_bias=True, out_columns=True, out_bias=True):
+    """Neuron removal with one of a student's slips, chosen by the keywords."""
+    keep = torch.arange(fc_in.out_features) != i
+    new_in = nn.Linear(fc_in.in_features, fc_in.out_features - 1)
+    new_out = nn.Linear(fc_out.in_features - 1, fc_out.out_features)
+    with torch.no_grad():
+        new_in.weight.copy_(fc_in.weight[keep])
+        if in_bias:
+            new_in.bias.copy_(fc_in.bias[keep])
+        new_out.weight.copy_(fc_out.weight[:, keep] if out_columns else fc_out.weight[:, :-1])
+        if out_bias:
+            new_out.bias.copy_(fc_out.bias)
+    return new_in, new_out
+
+
+def keep_either(fc_in: nn.Linear, fc_out: nn.Linear, tau: float) -> torch.Tensor:
+    return (fc_in.weight.norm(dim=1) > tau) | (fc_out.weight.norm(dim=0) > tau)
+
+
+def keep_at_tau(fc_in: nn.Linear, fc_out: nn.Linear, tau: float) -> torch.Tensor:
+    return (fc_in.weight.norm(dim=1) >= tau) & (fc_out.weight.norm(dim=0) >= tau)
+
+
+def keep_by_incoming_only(fc_in: nn.Linear, fc_out: nn.Linear, tau: float) -> torch.Tensor:
+    return fc_in.weight.norm(dim=1) > tau
+
+
+def compression_of_weights_only(dense: nn.Module, small: nn.Module) -> float:
+    def weights(m):
+        return sum(p.numel() for name, p in m.named_parameters() if name.endswith("weight"))
+    return weights(dense) / weights(small)
+
+
+def compression_inverted(dense: nn.Module, small: nn.Module) -> float:
+    return sum(p.numel() for p in small.parameters()) / sum(p.numel() for p in dense.parameters())
+
+
+def check_parameter_compression(answer, strict=None) -> bool:
+    torch.manual_seed(0)
+    return neuron_pruning.check_parameter_compression(answer, nn.Linear(800, 500), nn.Linear(80, 50),
+                                                      strict=strict)
+
+
+EXERCISES += [
+    Exercise("07 group_norms", neuron_pruning.check_group_norms, group_penalty,
+             {"the slide's orientation": norms_rows_and_columns_swapped, "squared": norms_squared,
+              "L1": norms_l1, "detached": norms_detached}),
+    Exercise("07 remove_neuron", neuron_pruning.check_remove_neuron,
+             lambda a, b, i: shrink_pair(a, b, torch.arange(a.out_features) != i),
+             {"first bias not cut": partial(remove_neuron_with, in_bias=False),
+              "the last column cut": partial(remove_neuron_with, out_columns=False),
+              "second bias lost": partial(remove_neuron_with, out_bias=False)}),
+    Exercise("07 neurons_to_keep", neuron_pruning.check_neurons_to_keep,
+             neuron_pruning.reference_neurons_to_keep,
+             {"either norm": keep_either, "at tau too": keep_at_tau, "incoming only": keep_by_incoming_only}),
+    Exercise("07 parameter_compression", check_parameter_compression,
+             neuron_pruning.reference_parameter_compression,
+             {"weights only": compression_of_weights_only, "inverted": compression_inverted}),
+]
+
+
 # ---- notebook 08 ---------------------------------------------------------------------------
+
+def filters_alpha_per_layer(w: torch.Tensor) -> torch.Tensor:
+    return torch.where(w >= 0, 1.0, -1.0) * w.abs().mean()
+
+
+def filters_alpha_per_input(w: torch.Tensor) -> torch.Tensor:
+    return torch.where(w >= 0, 1.0, -1.0) * w.abs().mean(dim=0, keepdim=True)
+
+
+def filters_torch_sign(w: torch.Tensor) -> torch.Tensor:
+    return torch.sign(w) * w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+
+
+def filters_alpha_of_max(w: torch.Tensor) -> torch.Tensor:
+    return torch.where(w >= 0, 1.0, -1.0) * w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True)
+
 
 def quantize_floor(x, scale, zero_point, bits):
     return torch.clamp(torch.floor(x / scale) + zero_point, 0, 2**bits - 1).to(torch.int32)
@@ -622,6 +1004,10 @@ def ternarize_nan_when_nothing_kept(w: torch.Tensor, t: float) -> torch.Tensor:
 
 
 EXERCISES += [
+    Exercise("08 binarize_filters", binary_and_uniform.check_binarize_filters,
+             lambda w: binarize(w, scaled=True, per_filter=True),
+             {"one alpha per layer": filters_alpha_per_layer, "alpha per input": filters_alpha_per_input,
+              "torch.sign (0 stays 0)": filters_torch_sign, "alpha = max |w|": filters_alpha_of_max}),
     Exercise("08 quantize and dequantize",
              lambda pair, strict=None: binary_and_uniform.check_quantize(*pair, strict=strict),
              (quantize, dequantize),

@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,23 +23,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_utils.distributed import free_port
 from course_utils.maintainer.slides import slide_type
+from course_utils.paths import PROJECT_ROOT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 OUT_DIR = PROJECT_ROOT / "build" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NOTEBOOK_TIMEOUT_S = 900
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
