@@ -53,6 +53,21 @@ def check(what: str, test: Callable[[], bool], strict: bool | None = None) -> bo
     return passed
 
 
+def is_the_course_version(what: str, student: object, course: object,
+                          strict: bool | None = None) -> bool:
+    """Whether the answer handed to a check is the course's own function (re-imported after the
+    exercise, or left in place by a cell that failed): then nothing of the student's is tested,
+    and the check says so instead of passing."""
+    if student is not course:
+        return False
+    message = (f"{what}: this is the course's version, not yours; run your own cell again, "
+               "then this check")
+    print(f"✗ {message}")
+    if is_strict(strict):
+        raise AssertionError(message)
+    return True
+
+
 @dataclass
 class Case:
     """One input of a self-check: its description, the expected value and how to get the answer.

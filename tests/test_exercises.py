@@ -84,3 +84,13 @@ def test_hidden_seed_changes_the_random_cases(capsys):
     check_one_hot(one_hot, seed=1)
     first, second = capsys.readouterr().out.split("✓ one_hot_by_comparison")[1:]
     assert first.splitlines()[1] != second.splitlines()[1]
+
+
+def test_a_check_handed_the_course_version_says_so_instead_of_passing(capsys):
+    from course_utils.checks.fixed_point import check_shift_round, check_to_fixed
+    from course_utils.fixed_point import shift_round, to_fixed
+
+    assert not check_to_fixed(to_fixed) and not check_shift_round(shift_round)
+    assert "the course's version, not yours" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="not yours"):
+        check_to_fixed(to_fixed, strict=True)

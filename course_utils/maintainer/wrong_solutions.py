@@ -553,7 +553,7 @@ EXERCISES += [
              {"half to even": to_fixed_half_to_even, "truncated": to_fixed_truncated,
               "wrapping, not saturating": to_fixed_wrapping, "unsigned range": to_fixed_unsigned_range,
               "floats, not integers": to_fixed_as_floats}),
-    Exercise("11 shift_round", fixed_point.check_shift_round, shift_round,
+    Exercise("11 shift_round", fixed_point.check_shift_round, lambda acc, s: shift_round(acc, s),
              {"truncated": shift_truncated, "float division": shift_by_float_division,
               "positive shifts only": shift_positive_only}),
     Exercise("11 qmn_range", fixed_point.check_qmn_range, fixed_point.reference_qmn_range,
