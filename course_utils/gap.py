@@ -48,7 +48,8 @@ class GapLeNet5(nn.Module):
         self.conv2 = nn.Conv2d(20, 50, kernel_size=5)
         self.head = GapHead(50, num_classes)
 
-    features = CaffeLeNet5.features  # the same backbone, one forward pass: (B, 1, 28, 28) -> (B, 50, 4, 4)
+    # the same backbone, one forward pass for both: (B, 1, 28, 28) -> (B, 50, 4, 4)
+    features = CaffeLeNet5.features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))  # (B, num_classes)

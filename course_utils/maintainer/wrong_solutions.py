@@ -46,7 +46,7 @@ from ..data import one_hot
 from ..deep_compression import encode_layer, encode_model, share_pruned, sparse_entries
 from ..deploy import find_compiler
 from ..distributed import allreduce_gradients, average_gradients
-from ..fixed_point import shift_round, to_fixed
+from ..fixed_point import saturate, shift_round, to_fixed
 from ..gap import GapHead
 from ..models import MLP, LeNet, LinearNet
 from ..neurons import group_penalty, shrink_pair
@@ -521,7 +521,7 @@ def shift_positive_only(acc: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def multiply_truncated(a_q, b_q, frac_bits, bits):
-    return saturate_bits((a_q.long() * b_q.long()) >> frac_bits, bits)
+    return saturate((a_q.long() * b_q.long()) >> frac_bits, bits)
 
 
 def multiply_unsaturated(a_q, b_q, frac_bits, bits):
@@ -529,11 +529,7 @@ def multiply_unsaturated(a_q, b_q, frac_bits, bits):
 
 
 def multiply_shift_by_2f(a_q, b_q, frac_bits, bits):
-    return saturate_bits(shift_round(a_q.long() * b_q.long(), 2 * frac_bits), bits)
-
-
-def saturate_bits(q: torch.Tensor, bits: int) -> torch.Tensor:
-    return q.clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return saturate(shift_round(a_q.long() * b_q.long(), 2 * frac_bits), bits)
 
 
 def underflow_half_to_even(g: torch.Tensor, frac_bits: int) -> float:
