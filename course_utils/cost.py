@@ -32,6 +32,15 @@ HAN_ALEXNET_TABLE4 = {  # layer: (weights, FLOPs), as printed (rounded)
     "fc2": (17e6, 34e6), "fc3": (4e6, 8e6),
 }
 
+# VGG-16 as the same paper counts it (Table 5): weights and FLOPs per layer, as printed.
+HAN_VGG16_TABLE5 = {  # layer: (weights, FLOPs)
+    "conv1_1": (2e3, 0.2e9), "conv1_2": (37e3, 3.7e9), "conv2_1": (74e3, 1.8e9),
+    "conv2_2": (148e3, 3.7e9), "conv3_1": (295e3, 1.8e9), "conv3_2": (590e3, 3.7e9),
+    "conv3_3": (590e3, 3.7e9), "conv4_1": (1e6, 1.8e9), "conv4_2": (2e6, 3.7e9),
+    "conv4_3": (2e6, 3.7e9), "conv5_1": (2e6, 925e6), "conv5_2": (2e6, 925e6),
+    "conv5_3": (2e6, 925e6), "fc6": (103e6, 206e6), "fc7": (17e6, 34e6), "fc8": (4e6, 8e6),
+}
+
 
 def alexnet_2012(num_classes: int = 1000) -> nn.Sequential:
     """AlexNet as Krizhevsky, Sutskever and Hinton trained it on two GPUs (NIPS 2012).

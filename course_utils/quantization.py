@@ -78,7 +78,8 @@ def binarize(weight: torch.Tensor, scaled: bool = False, per_filter: bool = Fals
 
 
 def slide_regulariser(u: torch.Tensor) -> torch.Tensor:
-    """The slide's binary regulariser ``sum u^2 (1 - u^2)``: zero at ``u`` = -1, 0 and +1."""
+    """The slide's binary regulariser ``sum u^2 (1 - u^2)``: zero at ``u`` = -1, 0 and +1, and
+    falling without bound (as ``-u^4``) beyond ``|u| = 1``: a penalty that rewards large weights."""
     return (u**2 * (1 - u**2)).sum()
 
 

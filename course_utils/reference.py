@@ -24,7 +24,7 @@ from torch import nn
 from .checkpoints import load_state, save_state, sha256_file
 from .data import DataError, load_mnist, make_loaders, mnist_dir, read_checksums
 from .paths import data_dir
-from .pruning import HAN_SPARSITY, iterative_prune
+from .pruning import COURSE_SPARSITY, iterative_prune
 from .quantization import clip_weights
 from .training import History, evaluate, fit, seed_everything
 from .zoo import build_model
@@ -56,7 +56,7 @@ RECIPES = {
 @dataclass(frozen=True)
 class PruneRecipe:
     """Han et al.'s iterative prune-and-retrain (notebook 06) of the trained model ``base``, to the
-    per-layer sparsities ``pruning.HAN_SPARSITY[base]``."""
+    course's per-layer sparsities ``pruning.COURSE_SPARSITY[base]`` (one step past Han's on fc1)."""
 
     base: str
     rounds: int
@@ -94,7 +94,7 @@ def prune_reference(name: str, root: str | Path | None = None) -> nn.Module:
     seed_everything(recipe.seed)
     loaders = make_loaders(load_mnist(root), seed=recipe.seed)
     model = pretrained(recipe.base, root=root)
-    iterative_prune(model, HAN_SPARSITY[recipe.base], loaders.train, loaders.val, rounds=recipe.rounds,
+    iterative_prune(model, COURSE_SPARSITY[recipe.base], loaders.train, loaders.val, rounds=recipe.rounds,
                     epochs_per_round=recipe.epochs_per_round, lr=recipe.lr)
     return model.cpu()
 

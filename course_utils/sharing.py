@@ -1,4 +1,5 @@
-"""Weight sharing (notebook 09): k-means, shared-weight training, product and residual quantization.
+"""Weight sharing (notebook 09): k-means, shared-weight training, the lecture's loop of training
+and clustering again, product and residual quantization.
 
 Every quantizer here returns the reconstructed weight and the bits its compressed form takes
 (indices plus codebooks, codebook entries counted as 32-bit floats).
@@ -7,12 +8,14 @@ Every quantizer here returns the reconstructed weight and the bits its compresse
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .training import fit
+from .pruning import prunable_weights
+from .training import evaluate, fit
 
 CODEBOOK_BITS = 32
 
@@ -174,3 +177,50 @@ def fine_tune_shared(model: nn.Module, train_loader, epochs: int = 1, lr: float 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(train_loader))
     fit(model, train_loader, optimizer, epochs, scheduler=scheduler, live_plot=False, progress=progress)
+
+
+@torch.no_grad()
+def cluster_weights(model: nn.Module, k: int) -> None:
+    """Set every weight matrix of ``model`` to its k-means reconstruction with ``k`` shared values
+    (``kmeans_share``), in place. The weights stay ordinary parameters: training moves each one on
+    its own, and they stay shared only until the next step."""
+    for w in prunable_weights(model).values():
+        codebook, indices = kmeans_share(w, k)
+        w.copy_(codebook.to(w.device)[indices.to(w.device)])
+
+
+@dataclass(frozen=True)
+class ShareRound:
+    """One round of the train-and-cluster loop: validation accuracy of the trained weights, and
+    after they were clustered and set to their centroids."""
+
+    acc_trained: float
+    acc_clustered: float
+
+
+def train_and_cluster(
+    model: nn.Module,
+    train_loaders: Sequence,
+    val_loader,
+    k: int,
+    make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
+    progress: bool = True,
+) -> list[ShareRound]:
+    """The lecture's loop, one round per loader of ``train_loaders``: train the ordinary weights
+    (and biases) for one pass over it with a cosine schedule, then cluster every weight matrix into
+    ``k`` values and set each weight to its centroid (``cluster_weights``).
+
+    ``make_optimizer(parameters)`` builds a fresh optimiser each round; by default Adam with the
+    learning rate of ``fine_tune_shared``, 1e-3. Start from a clustered model (``cluster_weights``)
+    for it to hold ``k`` values per layer from the first round on.
+    """
+    make_optimizer = make_optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
+    rounds = []
+    for loader in train_loaders:
+        optimizer = make_optimizer(model.parameters())
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, len(loader))
+        fit(model, loader, optimizer, 1, scheduler=scheduler, live_plot=False, progress=progress)
+        acc_trained = evaluate(model, val_loader)
+        cluster_weights(model, k)
+        rounds.append(ShareRound(acc_trained, evaluate(model, val_loader)))
+    return rounds

@@ -6,7 +6,7 @@ import torch
 import course_utils.reference as reference_module
 from course_utils.checkpoints import load_state, save_state, sha256_file
 from course_utils.data import DataError, load_mnist, mnist_dir
-from course_utils.pruning import HAN_SPARSITY, model_kept_fraction
+from course_utils.pruning import COURSE_SPARSITY, model_kept_fraction
 from course_utils.reference import PRUNE_RECIPES, RECIPES, PruneRecipe, Recipe, cache_path, pretrained
 from course_utils.zoo import build_model
 
@@ -45,7 +45,7 @@ def test_shipped_reference_checkpoints_load_and_are_accurate(name, mnist):
 def test_shipped_pruned_models_keep_at_most_8_percent_of_their_weights(name):
     model = pretrained(f"{name}_pruned")
     assert model_kept_fraction(model) <= 0.08
-    for layer, sparsity in HAN_SPARSITY[name].items():
+    for layer, sparsity in COURSE_SPARSITY[name].items():
         weight = dict(model.named_parameters())[layer]
         assert (weight == 0).float().mean().item() == pytest.approx(sparsity, abs=1e-3)
 

@@ -65,9 +65,9 @@ def test_sparse_entries_with_a_filler_by_hand():
     assert values.tolist() == [2, 3, 0, 0, 3]
 
 
-def shared_layer(seed: int, sparsity: float, k: int) -> nn.Linear:
+def shared_layer(seed: int, sparsity: float, k: int, size: tuple[int, int] = (40, 30)) -> nn.Linear:
     torch.manual_seed(seed)
-    layer = nn.Linear(40, 30)
+    layer = nn.Linear(*size)
     w = layer.weight.detach()
     mask = w.abs() > w.abs().flatten().quantile(sparsity)
     codebook, indices = kmeans_share(w, k, mask)
@@ -93,3 +93,23 @@ def test_byte_count_of_the_fixed_width_form():
                                 "bias": 30 * 4, "header": 4 * 5}
     huff = encode_layer(layer, position_bits=8, use_huffman=True)
     assert huff.nbytes()["tables"] == 2**3 + 2**8
+
+
+@pytest.mark.parametrize("use_huffman, best", [(False, 5), (True, 7)])
+def test_position_width_sweep_brackets_its_optimum(use_huffman, best):
+    # notebook 10 sweeps 0..12 bits and asserts each best width lies strictly inside: the bytes fall
+    # while a wider field saves fillers, then rise as every entry (fixed width) or the code-length
+    # table of 2**p bytes (Huffman) grows
+    layer = shared_layer(2, sparsity=0.925, k=31, size=(400, 100))  # 3,000 of 40,000 kept
+    sizes = [encode_layer(layer, p, use_huffman).total_bytes() for p in range(13)]
+    assert sizes.index(min(sizes)) == best
+    assert all(a > b for a, b in zip(sizes[:best], sizes[1:best + 1], strict=True))
+    assert all(a < b for a, b in zip(sizes[best:-1], sizes[best + 1:], strict=True))
+
+
+def test_zero_position_bits_store_every_position_up_to_the_last_kept():
+    layer = shared_layer(3, sparsity=0.9, k=7)
+    encoded = encode_layer(layer, position_bits=0, use_huffman=False)
+    last = int(layer.mask.flatten().nonzero().max())
+    assert (encoded.count, encoded.nbytes()["positions"]) == (last + 1, 0)
+    assert torch.equal(decode_weight(encoded), layer.weight.detach())

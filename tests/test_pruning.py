@@ -1,14 +1,21 @@
 import pytest
 import torch
+import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from course_utils.cost import alexnet_2012
 from course_utils.pruning import (
+    COURSE_SPARSITY,
+    HAN_IMAGENET_KEPT,
+    HAN_IMAGENET_TOTAL_KEPT,
+    HAN_SPARSITY,
     apply_masks,
     csr_bytes,
     iterative_prune,
     keep_pruned,
+    kept_counts,
     kept_fraction,
     layer_masks,
     magnitude_mask,
@@ -168,3 +175,54 @@ def test_masks_made_before_the_model_moved_still_apply(other_device, one_device)
         for name, mask in masks.items():
             assert (params[name][~mask] == 0).all()
             assert (params[name][mask] != 0).all()
+
+
+def test_han_sparsity_is_tables_2_and_3_and_the_whole_models_keep_what_it_makes():
+    kept = {model: {name: round(1 - s, 2) for name, s in layers.items()}
+            for model, layers in HAN_SPARSITY.items()}
+    assert kept == {
+        "lenet300": {"fc1.weight": 0.08, "fc2.weight": 0.09, "fc3.weight": 0.26},
+        "lenet5": {"conv1.weight": 0.66, "conv2.weight": 0.12, "fc1.weight": 0.08, "fc2.weight": 0.19},
+    }
+    whole = {}
+    for name, layers in HAN_SPARSITY.items():
+        model = pruned_copy(build_model(name), layers)
+        whole[name] = model_kept_fraction(model)
+    # The papers' totals print as 8%; exactly, the tables' layers make 8.2% and 8.4%.
+    assert whole["lenet300"] == pytest.approx(0.0818, abs=5e-5)
+    assert whole["lenet5"] == pytest.approx(0.0843, abs=5e-5)
+
+
+def test_the_course_schedule_goes_one_step_past_han_on_fc1_only():
+    for name, layers in COURSE_SPARSITY.items():
+        assert {k for k in layers if layers[k] != HAN_SPARSITY[name][k]} == {"fc1.weight"}
+        assert layers["fc1.weight"] > HAN_SPARSITY[name]["fc1.weight"]
+        assert model_kept_fraction(pruned_copy(build_model(name), layers)) <= 0.08
+
+
+@pytest.mark.parametrize(("network", "input_shape", "weights", "weights_kept", "macs_kept"), [
+    ("alexnet", (1, 3, 227, 227), 60_954_656, 0.1115, 0.4156),
+    ("vgg16", (1, 3, 224, 224), 138_344_128, 0.0761, 0.3258),
+])
+def test_han_imagenet_tables_with_the_course_counter(network, input_shape, weights, weights_kept,
+                                                     macs_kept):
+    with torch.device("meta"):
+        model = alexnet_2012() if network == "alexnet" else torchvision.models.vgg16()
+    rows = kept_counts(model, input_shape, HAN_IMAGENET_KEPT[network])
+    total = sum(r.weights for r in rows)
+    kept = sum(r.weights * r.weights_kept for r in rows) / total
+    kept_macs = sum(r.macs * r.weights_kept for r in rows) / sum(r.macs for r in rows)
+    assert total == weights
+    assert kept == pytest.approx(weights_kept, abs=5e-5)
+    assert kept_macs == pytest.approx(macs_kept, abs=5e-5)
+    han_weights, han_flops = HAN_IMAGENET_TOTAL_KEPT[network]
+    assert kept == pytest.approx(han_weights, abs=0.005)  # the table's rounding of its own rows
+    assert kept_macs > han_flops + 0.1  # Han also skips zero activations; weights alone do less
+    assert rows[0].module in {"conv1", "features.0"} and rows[-1].layer in {"fc3", "fc8"}
+
+
+def test_kept_counts_refuses_a_table_of_another_network():
+    with torch.device("meta"):
+        model = alexnet_2012()
+    with pytest.raises(ValueError, match="runs 8 Linear/Conv2d layers, the table has 16"):
+        kept_counts(model, (1, 3, 227, 227), HAN_IMAGENET_KEPT["vgg16"])

@@ -73,6 +73,21 @@ def test_regularisers_vanish_where_they_should():
     assert binary_regulariser(torch.tensor([0.0])).item() == 1.0
 
 
+@pytest.mark.parametrize(("regulariser", "values", "slopes"), [
+    # u^2 (1 - u^2) and its derivative 2u - 4u^3: falls beyond |u| = 1/sqrt(2), without bound
+    ("slide", [0.0, 0.1875, 0.0, -12.0], [0.0, 0.5, -2.0, -28.0]),
+    # (1 - u^2)^2 and its derivative -4u (1 - u^2): slopes towards 1 from both sides
+    ("binary", [1.0, 0.5625, 0.0, 9.0], [0.0, -1.5, 0.0, 24.0]),
+])
+def test_regulariser_values_and_gradients_at_0_half_1_and_2(regulariser, values, slopes):
+    fn = {"slide": slide_regulariser, "binary": binary_regulariser}[regulariser]
+    u = torch.tensor([0.0, 0.5, 1.0, 2.0], requires_grad=True)
+    got = [fn(u[i : i + 1]).item() for i in range(4)]
+    fn(u).backward()  # a sum over the weights: each weight's gradient is its own term's slope
+    assert got == pytest.approx(values)
+    assert u.grad.tolist() == pytest.approx(slopes)
+
+
 def test_binary_linear_uses_signs_forward_and_passes_gradients_straight_through():
     layer = BinaryLinear(3, 1, bias=False)
     with torch.no_grad():

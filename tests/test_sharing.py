@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from course_utils import evaluate
 from course_utils.sharing import (
+    cluster_weights,
     index_bits,
     kmeans,
     kmeans_quantize,
@@ -15,6 +17,7 @@ from course_utils.sharing import (
     product_quantize,
     residual_quantize,
     share_layer,
+    train_and_cluster,
 )
 
 
@@ -161,3 +164,51 @@ def test_lloyd_step_assigns_then_moves_and_keeps_an_empty_cluster():
     batched, batch_assign = lloyd_step(points[None].repeat(2, 1, 1), torch.tensor([[[0.0], [10.0]]] * 2))
     assert batched.flatten().tolist() == [0.5, 10.5, 0.5, 10.5]
     assert batch_assign.tolist() == [[0, 0, 1, 1]] * 2
+
+
+def test_cluster_weights_sets_every_weight_to_its_centroid_and_leaves_biases():
+    layer = nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.0, 0.11, -1.0], [0.9, 1.0, -0.9]]))
+        layer.bias.copy_(torch.tensor([0.3, -0.2]))
+    cluster_weights(nn.Sequential(layer), 3)
+    assert layer.weight.tolist() == [[pytest.approx(0.055), pytest.approx(0.055), pytest.approx(-0.95)],
+                                     [pytest.approx(0.95), pytest.approx(0.95), pytest.approx(-0.95)]]
+    assert layer.bias.tolist() == [pytest.approx(0.3), pytest.approx(-0.2)]
+    assert isinstance(layer.weight, nn.Parameter)  # still an ordinary, trainable weight
+
+
+def _blobs(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Two Gaussian blobs in 4-D, centred at -1 and +1 in every coordinate, as 16-example batches."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(2, (n,), generator=g)
+    x = (2.0 * y[:, None] - 1) + 0.5 * torch.randn(n, 4, generator=g)  # (n, 4)
+    return list(zip(x.split(16), y.split(16), strict=True))
+
+
+def test_train_and_cluster_trains_then_shares_every_round():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to("cpu")
+    cluster_weights(model, 2)
+    before = [w.detach().clone() for w in (model[0].weight, model[2].weight)]
+    val = _blobs(64, seed=1)
+    rounds = train_and_cluster(model, [_blobs(64, seed=2), _blobs(64, seed=3)], val, k=2,
+                               make_optimizer=lambda p: torch.optim.Adam(p, lr=0.05), progress=False)
+    assert len(rounds) == 2
+    for w, old in zip((model[0].weight, model[2].weight), before, strict=True):
+        assert w.unique().numel() <= 2  # shared again after the last round
+        assert not torch.equal(w, old)  # ... but trained in between
+    assert rounds[-1].acc_clustered == evaluate(model, val)
+    assert rounds[-1].acc_clustered == 1.0  # the blobs are 4 standard deviations apart
+
+
+def test_train_and_cluster_without_a_step_is_clustering_again_which_changes_nothing():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to("cpu")
+    cluster_weights(model, 3)
+    state = {name: t.clone() for name, t in model.state_dict().items()}
+    rounds = train_and_cluster(model, [_blobs(32, seed=2)], _blobs(32, seed=1), k=3,
+                               make_optimizer=lambda p: torch.optim.SGD(p, lr=0.0), progress=False)
+    for name, t in model.state_dict().items():
+        assert torch.allclose(t.cpu(), state[name].cpu(), atol=1e-6), name  # a mean of equal values
+    assert rounds[0].acc_trained == rounds[0].acc_clustered

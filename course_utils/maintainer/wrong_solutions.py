@@ -42,12 +42,12 @@ from ..checks import (
 )
 from ..compact import compact_bytes
 from ..cost import conv_cost, linear_cost
-from ..data import one_hot
+from ..data import load_mnist, one_hot
 from ..deep_compression import encode_layer, encode_model, share_pruned, sparse_entries
 from ..deploy import find_compiler
 from ..distributed import allreduce_gradients, average_gradients
 from ..fixed_point import saturate, shift_round, to_fixed
-from ..gap import GapHead
+from ..gap import GapHead, class_activation_map
 from ..models import MLP, LeNet, LinearNet
 from ..neurons import group_penalty, shrink_pair
 from ..pruning import apply_masks, magnitude_mask
@@ -598,10 +598,74 @@ class GapHeadBatchCentred(GapHeadMaxPooled):
         return scores - scores.mean(dim=0)  # depends on the other images
 
 
+def gap_parameters_reference(widths: tuple[int, int, int, int]) -> int:
+    channels = (1, *widths)
+    convs = sum(9 * c_in * c_out for c_in, c_out in zip(channels, channels[1:], strict=False))
+    return convs + 2 * sum(widths) + 10 * widths[-1]
+
+
+def gap_parameters_with_conv_biases(widths: tuple[int, int, int, int]) -> int:
+    return gap_parameters_reference(widths) + sum(widths)
+
+
+def gap_parameters_with_running_statistics(widths: tuple[int, int, int, int]) -> int:
+    return gap_parameters_reference(widths) + 2 * sum(widths)  # buffers, not parameters
+
+
+def gap_parameters_classifier_on_the_first_width(widths: tuple[int, int, int, int]) -> int:
+    return gap_parameters_reference(widths) - 10 * widths[-1] + 10 * widths[0]
+
+
+def fc_head_reference(c: int, h: int, w: int, hidden: int, classes: int) -> int:
+    return (c * h * w + 1) * hidden + (hidden + 1) * classes
+
+
+def fc_head_without_biases(c: int, h: int, w: int, hidden: int, classes: int) -> int:
+    return c * h * w * hidden + hidden * classes
+
+
+def fc_head_square_features(c: int, h: int, w: int, hidden: int, classes: int) -> int:
+    return fc_head_reference(c, h, h, hidden, classes)
+
+
+def fc_head_one_bias(c: int, h: int, w: int, hidden: int, classes: int) -> int:
+    return (c * h * w + 1) * hidden + hidden * classes
+
+
+def runner_up_of_rank(rank: int) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    """The maps of the class of this rank (0: the predicted one, -1: the lowest score)."""
+    def maps(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            classes = model(x).argsort(dim=1, descending=True)[:, rank]
+        return class_activation_map(model, x, classes)[0]
+    return maps
+
+
+def runner_up_of_the_shipped_network(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return global_average_pooling.reference_runner_up_maps(pretrained("gap"), x)  # not ``model``
+
+
+def check_runner_up(answer, strict=None) -> bool:
+    return global_average_pooling.check_runner_up_maps(answer, pretrained("gap"),
+                                                       load_mnist().test[:8][0], strict=strict)
+
+
 EXERCISES += [
     Exercise("12 GapHead", global_average_pooling.check_gap_head, GapHead,
              {"max, not mean": GapHeadMaxPooled, "sum, not mean": GapHeadSummed,
               "a bias": GapHeadWithBias, "centred over the batch": GapHeadBatchCentred}),
+    Exercise("12 gap_parameters", global_average_pooling.check_gap_parameters,
+             gap_parameters_reference,
+             {"biases on the convolutions": gap_parameters_with_conv_biases,
+              "BatchNorm's running statistics counted": gap_parameters_with_running_statistics,
+              "the classifier on the first width": gap_parameters_classifier_on_the_first_width}),
+    Exercise("12 fc_head_parameters", global_average_pooling.check_fc_head_parameters,
+             fc_head_reference,
+             {"no biases": fc_head_without_biases, "h * h, not h * w": fc_head_square_features,
+              "the output layer's biases forgotten": fc_head_one_bias}),
+    Exercise("12 runner_up_maps", check_runner_up, global_average_pooling.reference_runner_up_maps,
+             {"the predicted class": runner_up_of_rank(0), "the lowest score": runner_up_of_rank(-1),
+              "the shipped network, not the model given": runner_up_of_the_shipped_network}),
 ]
 
 
