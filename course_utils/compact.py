@@ -14,7 +14,9 @@ Everything is little-endian; ``u8``/``u16``/``u32`` are unsigned integers of 1, 
         if it has a bias: shape[0] values (fp32 each)
     CRC-32 of every byte before it (u32)
 
-The streams are ``deep_compression.EncodedLayer``'s; the CRC-32 catches a truncated or altered file.
+A layer's record is ``deep_compression.EncodedLayer.fields``; this module adds the file's own
+fields (:func:`file_fields`), and :func:`part_bytes` counts every byte of a file by part. The CRC-32
+catches a truncated or altered file.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .deep_compression import EncodedLayer, decode_model
+from .deep_compression import HAS_BIAS, HUFFMAN, PARTS, EncodedLayer, decode_model, length_prefixed
 
 MAGIC = b"DLCZ"
 VERSION = 1
-HUFFMAN, HAS_BIAS = 1, 2
 RESTORE_HINT = "Write it again with compact.write_compact (notebook 13 does), or copy an intact one."
 
 
@@ -39,44 +40,33 @@ class CompactFileError(ValueError):
     """The file is not an intact compact model file."""
 
 
-def _name(text: str) -> bytes:
-    data = text.encode()
-    if len(data) > 255:
-        raise ValueError(f"name {text!r} is longer than 255 bytes")
-    return struct.pack("<B", len(data)) + data
-
-
-def _fp32(tensor: torch.Tensor) -> bytes:
-    return tensor.detach().cpu().numpy().astype("<f4").tobytes()
-
-
-def _lengths_table(lengths: dict[int, int], bits: int) -> bytes:
-    table = np.zeros(2**bits, dtype=np.uint8)
-    for symbol, length in lengths.items():
-        table[symbol] = length
-    return table.tobytes()
-
-
-def layer_bytes(name: str, code: EncodedLayer) -> bytes:
-    """One layer's record in the file."""
-    huffman = code.value_lengths is not None
-    flags = (HUFFMAN if huffman else 0) | (HAS_BIAS if code.bias is not None else 0)
-    parts = [_name(name), struct.pack(f"<B{len(code.shape)}I", len(code.shape), *code.shape),
-             struct.pack("<IBBBH", code.count, code.value_bits, code.position_bits, flags, code.codebook.numel()),
-             _fp32(code.codebook)]
-    if huffman:
-        parts += [_lengths_table(code.value_lengths, code.value_bits), _lengths_table(code.position_lengths, code.position_bits)]
-    parts += [struct.pack("<I", len(code.values)), code.values, struct.pack("<I", len(code.positions)), code.positions]
-    if code.bias is not None:
-        parts.append(_fp32(code.bias))
-    return b"".join(parts)
+def file_fields(architecture: str, layers: dict[str, EncodedLayer]) -> list[tuple[str, bytes]]:
+    """The whole file, field by field in file order, each with its part: ``"file"`` for the file's
+    own fields (magic, version, architecture, layer count, CRC-32), the layers' records after
+    ``EncodedLayer.fields``. ``layers`` maps each layer's name to its encoding."""
+    for name, code in layers.items():
+        if code.name != name:
+            raise ValueError(f"the layer encoded as {code.name!r} is stored under {name!r}")
+    if len(layers) > 255:
+        raise ValueError(f"{len(layers)} layers: the file holds at most 255")
+    fields = [("file", MAGIC + struct.pack("<B", VERSION)), ("file", length_prefixed(architecture)),
+              ("file", struct.pack("<B", len(layers)))]
+    fields += [field for code in layers.values() for field in code.fields()]
+    return fields + [("file", struct.pack("<I", zlib.crc32(b"".join(data for _, data in fields))))]
 
 
 def compact_bytes(architecture: str, layers: dict[str, EncodedLayer]) -> bytes:
     """The whole file: header, layer records and the CRC-32 trailer."""
-    body = MAGIC + struct.pack("<B", VERSION) + _name(architecture) + struct.pack("<B", len(layers))
-    body += b"".join(layer_bytes(name, code) for name, code in layers.items())
-    return body + struct.pack("<I", zlib.crc32(body))
+    return b"".join(data for _, data in file_fields(architecture, layers))
+
+
+def part_bytes(architecture: str, layers: dict[str, EncodedLayer]) -> dict[str, int]:
+    """Bytes of the file per part: the layers' ``PARTS`` summed over layers, then ``"file"``.
+    They add up to the file's size."""
+    sizes = dict.fromkeys((*PARTS, "file"), 0)
+    for part, data in file_fields(architecture, layers):
+        sizes[part] += len(data)
+    return sizes
 
 
 def write_compact(path: str | Path, architecture: str, layers: dict[str, EncodedLayer]) -> int:
@@ -125,8 +115,8 @@ def _read_layer(reader: _Reader) -> tuple[str, EncodedLayer]:
     values = reader.take(reader.unpack("I")[0])
     positions = reader.take(reader.unpack("I")[0])
     bias = reader.fp32(shape[0]) if flags & HAS_BIAS else None
-    return name, EncodedLayer(tuple(shape), count, value_bits, position_bits, codebook, values, positions,
-                              value_lengths, position_lengths, bias)
+    return name, EncodedLayer(name, tuple(shape), count, value_bits, position_bits, codebook, values,
+                              positions, value_lengths, position_lengths, bias)
 
 
 def checked_body(data: bytes) -> bytes:

@@ -9,11 +9,14 @@ order. Each entry holds
   indices 1..k-1 point at the layer's k-1 shared values.
 
 Both streams are written either at fixed width or Huffman-coded. The bias stays fp32.
+:meth:`EncodedLayer.fields` writes a layer as the record of the course's compact file
+(:mod:`course_utils.compact`, notebook 13), and every byte count of an encoded layer comes from it.
 """
 
 from __future__ import annotations
 
 import copy
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +27,29 @@ from . import huffman
 from .sharing import index_bits, kmeans_share, share_layer
 from .zoo import build_model
 
-HEADER_BYTES_PER_FIELD = 4  # shape dimensions, entry count and bit widths as 32-bit integers
+HUFFMAN, HAS_BIAS = 1, 2  # the flags of a layer record
+PARTS = ("values", "positions", "tables", "codebook", "bias", "header")  # of a layer record
+
+
+def length_prefixed(text: str) -> bytes:
+    """``text`` in UTF-8 after its length in bytes (u8): how the compact file stores a name."""
+    data = text.encode()
+    if len(data) > 255:
+        raise ValueError(f"name {text!r} is longer than 255 bytes")
+    return struct.pack("<B", len(data)) + data
+
+
+def fp32_bytes(tensor: torch.Tensor) -> bytes:
+    """A tensor's values as little-endian fp32, 4 bytes each."""
+    return tensor.detach().cpu().numpy().astype("<f4").tobytes()
+
+
+def lengths_table(lengths: dict[int, int], bits: int) -> bytes:
+    """Huffman code lengths as one byte per possible symbol, ``2**bits`` of them (0: unused)."""
+    table = np.zeros(2**bits, dtype=np.uint8)
+    for symbol, length in lengths.items():
+        table[symbol] = length
+    return table.tobytes()
 
 
 def pack_fixed(values: np.ndarray, bits: int) -> bytes:
@@ -63,8 +88,9 @@ def sparse_entries(mask: torch.Tensor, value_index: torch.Tensor, position_bits:
 
 @dataclass
 class EncodedLayer:
-    """One layer in the compressed format, with its byte count per part."""
+    """One layer in the compressed format: its record in the compact file, and its bytes per part."""
 
+    name: str  # the layer's module name (model.get_submodule(name))
     shape: tuple[int, ...]
     count: int  # entries, fillers included
     value_bits: int
@@ -76,16 +102,41 @@ class EncodedLayer:
     position_lengths: dict[int, int] | None
     bias: torch.Tensor | None
 
+    def fields(self) -> list[tuple[str, bytes]]:
+        """The layer's record in the compact file, field by field in file order, each with the part
+        of :data:`PARTS` it belongs to (the layout is in :mod:`course_utils.compact`)."""
+        huffman_coded = self.value_lengths is not None
+        flags = (HUFFMAN if huffman_coded else 0) | (HAS_BIAS if self.bias is not None else 0)
+        ndim = len(self.shape)
+        fields = [("header", length_prefixed(self.name)),
+                  ("header", struct.pack(f"<B{ndim}I", ndim, *self.shape)),
+                  ("header", struct.pack("<IBBBH", self.count, self.value_bits, self.position_bits,
+                                         flags, self.codebook.numel())),
+                  ("codebook", fp32_bytes(self.codebook))]
+        if huffman_coded:
+            fields += [("tables", lengths_table(self.value_lengths, self.value_bits)),
+                       ("tables", lengths_table(self.position_lengths, self.position_bits))]
+        fields += [("header", struct.pack("<I", len(self.values))), ("values", self.values),
+                   ("header", struct.pack("<I", len(self.positions))), ("positions", self.positions)]
+        if self.bias is not None:
+            fields.append(("bias", fp32_bytes(self.bias)))
+        return fields
+
+    def to_bytes(self) -> bytes:
+        """The layer's record, as the compact file stores it."""
+        return b"".join(data for _, data in self.fields())
+
     def nbytes(self) -> dict[str, int]:
-        """Bytes of each part: value indices, positions, Huffman tables (one length byte per
-        possible symbol), codebook, bias and header."""
-        tables = sum(2**bits for bits, lengths in [(self.value_bits, self.value_lengths),
-                                                   (self.position_bits, self.position_lengths)] if lengths is not None)
-        return {"values": len(self.values), "positions": len(self.positions), "tables": tables,
-                "codebook": 4 * self.codebook.numel(), "bias": 0 if self.bias is None else 4 * self.bias.numel(),
-                "header": HEADER_BYTES_PER_FIELD * (len(self.shape) + 3)}
+        """Bytes of each part of :data:`PARTS` in the record: value indices, positions, Huffman
+        tables (one length byte per possible symbol), codebook, bias and header (the name, shape,
+        entry count, bit widths, flags, codebook size and the streams' lengths)."""
+        sizes = dict.fromkeys(PARTS, 0)
+        for part, data in self.fields():
+            sizes[part] += len(data)
+        return sizes
 
     def total_bytes(self) -> int:
+        """Bytes of the whole record."""
         return sum(self.nbytes().values())
 
 
@@ -96,17 +147,18 @@ def _stream(symbols: np.ndarray, bits: int, use_huffman: bool) -> tuple[bytes, d
     return pack_fixed(symbols, bits), None
 
 
-def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool) -> EncodedLayer:
+def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool, name: str) -> EncodedLayer:
     """Encode a layer made weight-shared by ``sharing.share_layer`` (it has ``codebook``,
-    ``indices`` and ``mask``); ``value_bits`` follows from the codebook size plus the zero entry."""
+    ``indices`` and ``mask``), under its module ``name``; ``value_bits`` follows from the codebook
+    size plus the zero entry."""
     codebook = layer.codebook.detach().cpu().float()
     value_bits = index_bits(codebook.numel() + 1)
     gaps, values = sparse_entries(layer.mask.cpu(), layer.indices.cpu() + 1, position_bits)
     value_bytes, value_lengths = _stream(values, value_bits, use_huffman)
     position_bytes, position_lengths = _stream(gaps, position_bits, use_huffman)
     bias = None if layer.bias is None else layer.bias.detach().cpu().float().clone()
-    return EncodedLayer(tuple(layer.mask.shape), len(values), value_bits, position_bits, codebook,
-                        value_bytes, position_bytes, value_lengths, position_lengths, bias)
+    return EncodedLayer(name, tuple(layer.mask.shape), len(values), value_bits, position_bits,
+                        codebook, value_bytes, position_bytes, value_lengths, position_lengths, bias)
 
 
 def entry_streams(encoded: EncodedLayer) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +195,9 @@ def share_pruned(model: nn.Module, bits: dict[str, int]) -> nn.Module:
 
 
 def encode_model(model: nn.Module, layers: list[str], position_bits: int, use_huffman: bool) -> dict[str, EncodedLayer]:
-    """``encode_layer`` of each named layer of a ``share_pruned`` model."""
-    return {name: encode_layer(getattr(model, name), position_bits, use_huffman) for name in layers}
+    """``encode_layer`` of each named layer (module names) of a ``share_pruned`` model."""
+    return {name: encode_layer(model.get_submodule(name), position_bits, use_huffman, name)
+            for name in layers}
 
 
 def decode_model(architecture: str, layers: dict[str, EncodedLayer], device: torch.device | str = "cpu") -> nn.Module:

@@ -15,9 +15,10 @@ from course_utils.compact import (
     CompactFileError,
     checked_body,
     compact_bytes,
-    layer_bytes,
+    file_fields,
     load_compact,
     parse_compact,
+    part_bytes,
     write_compact,
 )
 from course_utils.deep_compression import EncodedLayer, decode_model, encode_model, share_pruned
@@ -50,14 +51,16 @@ def assert_same_layer(a: EncodedLayer, b: EncodedLayer) -> None:
 
 
 def test_layer_record_by_hand():
-    code = EncodedLayer(shape=(2, 3), count=2, value_bits=2, position_bits=2, codebook=torch.tensor([0.5, -1.0]),
+    code = EncodedLayer(name="fc", shape=(2, 3), count=2, value_bits=2, position_bits=2, codebook=torch.tensor([0.5, -1.0]),
                         values=b"\x60", positions=b"\x10", value_lengths=None, position_lengths=None, bias=None)
     expected = (b"\x02fc"                              # name
                 + b"\x02" + b"\x02\0\0\0" + b"\x03\0\0\0"  # 2 dimensions: 2, 3
                 + b"\x02\0\0\0" + b"\x02\x02" + b"\x00"  # 2 entries, 2 + 2 bits, fixed width and no bias
                 + b"\x02\0" + struct.pack("<2f", 0.5, -1.0)  # codebook
                 + b"\x01\0\0\0\x60" + b"\x01\0\0\0\x10")  # value and position streams
-    assert layer_bytes("fc", code) == expected
+    assert code.to_bytes() == expected
+    assert code.nbytes() == {"values": 1, "positions": 1, "tables": 0, "codebook": 8, "bias": 0,
+                             "header": len(expected) - 10}
 
 
 @pytest.mark.parametrize("architecture", ["lenet300", "lenet5"])
@@ -80,13 +83,27 @@ def test_round_trip_gives_back_every_field_and_weight(tmp_path, architecture, us
         assert torch.allclose(model(x), shared(x), atol=1e-5)
 
 
-def test_file_size_is_the_counted_bytes_plus_names_and_trailer(lenet300_file):
+def test_the_parts_add_up_to_the_file_and_the_file_fields_to_their_sizes(tmp_path):
     _, layers = compressed("lenet300", use_huffman=True)
-    counted = sum(code.total_bytes() for code in layers.values())
-    # counted: 4 bytes for each of 2 dimensions, the count and 2 bit widths; the file: 2*4 + 4 + 1 + 1 + 1 (flags)
-    # + 2 (codebook size) + 8 (stream lengths) + a name; the file adds magic, version, architecture and CRC
-    per_layer = (8 + 4 + 1 + 1 + 1 + 2 + 8 + 1 + 3 + 1) - 4 * 5
-    assert len(lenet300_file) == counted + 3 * per_layer + 4 + 1 + 1 + len("lenet300") + 1 + 4
+    size = write_compact(tmp_path / "m.dlcz", "lenet300", layers)
+    parts = part_bytes("lenet300", layers)
+    assert sum(parts.values()) == size == (tmp_path / "m.dlcz").stat().st_size
+    # magic, version (1), architecture (1 + 8), layer count (1), CRC-32 (4)
+    assert parts["file"] == 4 + 1 + 1 + len("lenet300") + 1 + 4
+    # per layer: name (1 + 3), 2 dimensions (1 + 8), count, widths, flags, codebook size (9),
+    # the two streams' lengths (8)
+    assert parts["header"] == 3 * (4 + 9 + 9 + 8)
+    for part in ("values", "positions", "tables", "codebook", "bias"):
+        assert parts[part] == sum(code.nbytes()[part] for code in layers.values())
+    assert parts["bias"] == 4 * (300 + 100 + 10)
+    fields = file_fields("lenet300", layers)
+    assert [part for part, _ in fields[:3]] == ["file"] * 3 and fields[-1][0] == "file"
+
+
+def test_a_layer_stored_under_another_name_is_refused():
+    _, layers = compressed("lenet300", use_huffman=False)
+    with pytest.raises(ValueError, match="the layer encoded as 'fc1' is stored under 'conv1'"):
+        compact_bytes("lenet300", {"conv1": layers["fc1"]})
 
 
 @settings(max_examples=40, deadline=None)

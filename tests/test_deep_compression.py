@@ -79,19 +79,22 @@ def shared_layer(seed: int, sparsity: float, k: int, size: tuple[int, int] = (40
 @pytest.mark.parametrize("position_bits", [2, 5])
 def test_encoded_layer_decodes_to_the_shared_weight(use_huffman, position_bits):
     layer = shared_layer(0, sparsity=0.9, k=15)
-    encoded = encode_layer(layer, position_bits, use_huffman)
+    encoded = encode_layer(layer, position_bits, use_huffman, "fc")
     assert encoded.value_bits == 4  # 15 shared values + the zero entry
     assert torch.equal(decode_weight(encoded), layer.weight.detach())
 
 
 def test_byte_count_of_the_fixed_width_form():
     layer = shared_layer(1, sparsity=0.5, k=7)
-    encoded = encode_layer(layer, position_bits=8, use_huffman=False)
+    encoded = encode_layer(layer, position_bits=8, use_huffman=False, name="fc")
     n = int(layer.mask.sum())  # gaps never exceed 256 in a 40-wide row, so no fillers
     assert encoded.count == n
     assert encoded.nbytes() == {"values": (3 * n + 7) // 8, "positions": n, "tables": 0, "codebook": 7 * 4,
-                                "bias": 30 * 4, "header": 4 * 5}
-    huff = encode_layer(layer, position_bits=8, use_huffman=True)
+                                "bias": 30 * 4,
+                                # name "fc" (1 + 2); 2 dimensions (1 + 2 * 4); count, bit widths,
+                                # flags, codebook size (4 + 1 + 1 + 1 + 2); 2 stream lengths (2 * 4)
+                                "header": 3 + 9 + 9 + 8}
+    huff = encode_layer(layer, position_bits=8, use_huffman=True, name="fc")
     assert huff.nbytes()["tables"] == 2**3 + 2**8
 
 
@@ -101,7 +104,7 @@ def test_position_width_sweep_brackets_its_optimum(use_huffman, best):
     # while a wider field saves fillers, then rise as every entry (fixed width) or the code-length
     # table of 2**p bytes (Huffman) grows
     layer = shared_layer(2, sparsity=0.925, k=31, size=(400, 100))  # 3,000 of 40,000 kept
-    sizes = [encode_layer(layer, p, use_huffman).total_bytes() for p in range(13)]
+    sizes = [encode_layer(layer, p, use_huffman, "fc").total_bytes() for p in range(13)]
     assert sizes.index(min(sizes)) == best
     assert all(a > b for a, b in zip(sizes[:best], sizes[1:best + 1], strict=True))
     assert all(a < b for a, b in zip(sizes[best:-1], sizes[best + 1:], strict=True))
@@ -109,7 +112,7 @@ def test_position_width_sweep_brackets_its_optimum(use_huffman, best):
 
 def test_zero_position_bits_store_every_position_up_to_the_last_kept():
     layer = shared_layer(3, sparsity=0.9, k=7)
-    encoded = encode_layer(layer, position_bits=0, use_huffman=False)
+    encoded = encode_layer(layer, position_bits=0, use_huffman=False, name="fc")
     last = int(layer.mask.flatten().nonzero().max())
     assert (encoded.count, encoded.nbytes()["positions"]) == (last + 1, 0)
     assert torch.equal(decode_weight(encoded), layer.weight.detach())

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from course_utils import deploy, pretrained
-from course_utils.compact import compact_bytes, layer_bytes, load_compact, write_compact
+from course_utils.compact import compact_bytes, load_compact, write_compact
 from course_utils.data import prepare_mnist
 from course_utils.deep_compression import EncodedLayer, encode_layer, encode_model, share_pruned
 from course_utils.fixed_point import FixedPointMLP
@@ -487,11 +487,12 @@ def damaged_files(small: bytes) -> dict[str, tuple[bytes, str]]:
         "wrong version": (reseal(body[:4] + b"\x02" + body[5:]), "format version 2"),
         "unknown architecture": (compact_bytes("resnet", layers), "architecture 'resnet'"),
         "architecture not in C": (compact_bytes("mlp", layers), "architecture 'mlp'"),
-        "layers of another net": (compact_bytes("lenet300", {"conv1": layers["fc1"]}), "layer 'conv1'"),
+        "layers of another net": (compact_bytes("lenet300", {"conv1": replace(layers["fc1"], name="conv1")}),
+                                  "layer 'conv1'"),
         "missing layer": (compact_bytes("lenet300", {n: c for n, c in layers.items() if n != "fc3"}), "no layer fc3"),
         "layer twice": (reseal(_twice(layers)), "fc3 appears twice"),
         "wrong shape": (with_layer("fc2", shape=(100, 301)), "dimension 1 is 301"),
-        "broadcastable shape": (compact_bytes("lenet300", {**layers, "fc3": encode_layer(one_row, 8, False)}),
+        "broadcastable shape": (compact_bytes("lenet300", {**layers, "fc3": encode_layer(one_row, 8, False, "fc3")}),
                                 "dimension 0 is 1"),
         "no bias": (with_layer("fc3", bias=None), "no bias"),
         "extra bytes": (reseal(body + b"abc"), "3 unexpected bytes"),
@@ -509,8 +510,8 @@ def damaged_files(small: bytes) -> dict[str, tuple[bytes, str]]:
 
 def _twice(layers: dict[str, EncodedLayer]) -> bytes:
     """A body whose layer count says 4, with fc3 written twice."""
-    body = b"DLCZ\x01\x08lenet300\x04" + b"".join(layer_bytes(n, c) for n, c in layers.items())
-    return body + layer_bytes("fc3", layers["fc3"])
+    body = b"DLCZ\x01\x08lenet300\x04" + b"".join(c.to_bytes() for c in layers.values())
+    return body + layers["fc3"].to_bytes()
 
 
 @pytest.fixture(scope="module")
