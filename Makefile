@@ -26,7 +26,8 @@ data: $(STAMP)
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: lint unit grading notebooks test-browser
+# grading comes last: it grades the runs that notebooks and test-browser made.
+test: lint unit notebooks test-browser grading
 
 lint: setup
 	$(VENV)/bin/ruff check course_utils tests notebooks source
@@ -36,8 +37,10 @@ unit: setup
 	@tools/ensure-cc || [ -z "$$CI" ]
 	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/grading
 
-# nbgrader grades every notebook, networking off: reference solutions full points, the released
-# notebooks none, a broken exercise loses its points, an endless loop is cut off (tests/grading).
+# nbgrader grades every notebook, networking off: the reference solutions as `make notebooks` ran
+# them score full points, the released notebooks as `make test-browser` ran them none (graded from
+# those runs' outputs, kept in build/executed/), a broken exercise loses its points and an endless
+# loop is cut off (nbgrader running them); see tests/grading.
 .PHONY: grading grade
 grading: setup
 	tools/offline $(PY) -m pytest tests/grading -p no:cacheprovider
@@ -52,10 +55,12 @@ grade: setup
 
 # Every notebook as a test, with networking off for the kernel (see tools/offline): the instructor
 # version (reference solutions and hidden tests from source/), every self-check required to pass.
-# (test-browser runs the student versions, unsolved.)
+# (test-browser runs the student versions, unsolved.) Each run is kept in build/executed/instructor.
 notebooks: setup
 	$(PY) -m course_utils.maintainer.release instructor
-	COURSE_STRICT_CHECKS=1 tools/offline $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider build/instructor/
+	COURSE_STRICT_CHECKS=1 tools/offline $(PY) -m pytest --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=900 -p no:cacheprovider -p course_utils.maintainer.executed \
+		--executed-dir build/executed/instructor build/instructor/
 
 # Every notebook run through JupyterLab's UI in headless Chromium, networking off.
 # Where chromium cannot be had, this says so and is skipped, except in CI, where it must run.

@@ -2,6 +2,9 @@
 
 An exercise stub raises ``NotImplementedError`` until the student fills it in; a check then
 reports "not attempted" instead of failing, so an untouched notebook still runs top to bottom.
+A passing check prints to standard output; a failing or unattempted one to standard error, which
+JupyterLab shows on a red background and nbgrader scores as no points when it grades the outputs
+of a run (``tests/grading`` grades the browser test's run of the untouched notebooks so).
 A check raises instead of printing when it is *strict*: with ``strict=True`` (the hidden tests of
 the grader use that) or with the environment variable ``COURSE_STRICT_CHECKS=1`` (set by
 ``make test`` when it runs the notebooks with their reference solutions).
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +27,11 @@ import torch
 
 STRICT_ENV = "COURSE_STRICT_CHECKS"
 NOT_ATTEMPTED = "not attempted yet"
+
+
+def say(text: str, passed: bool) -> None:
+    """Print a check's report: to standard output if it passed, else to standard error."""
+    print(text, file=sys.stdout if passed else sys.stderr)
 
 
 def is_strict(strict: bool | None = None) -> bool:
@@ -38,16 +47,16 @@ def check(what: str, test: Callable[[], bool], strict: bool | None = None) -> bo
     try:
         passed = bool(test())
     except NotImplementedError:
-        print(f"… {what}: {NOT_ATTEMPTED}")
+        say(f"… {what}: {NOT_ATTEMPTED}", False)
         if is_strict(strict):
             raise
         return False
     except Exception as err:  # a student's bug is reported, not raised
-        print(f"✗ {what}: raised {type(err).__name__}: {err}")
+        say(f"✗ {what}: raised {type(err).__name__}: {err}", False)
         if is_strict(strict):
             raise
         return False
-    print(f"{'✓' if passed else '✗'} {what}")
+    say(f"{'✓' if passed else '✗'} {what}", passed)
     if is_strict(strict) and not passed:
         raise AssertionError(f"exercise check failed: {what}")
     return passed
@@ -62,7 +71,7 @@ def is_the_course_version(what: str, student: object, course: object,
         return False
     message = (f"{what}: this is the course's version, not yours; run your own cell again, "
                "then this check")
-    print(f"✗ {message}")
+    say(f"✗ {message}", False)
     if is_strict(strict):
         raise AssertionError(message)
     return True
@@ -168,13 +177,13 @@ def check_cases(what: str, cases: Iterable[Case], strict: bool | None = None) ->
         passed += ok
         lines.append(f"  {'✓' if ok else '✗'} {case.label}: {detail}")
     if not attempted:
-        print(f"… {what}: {NOT_ATTEMPTED}")
+        say(f"… {what}: {NOT_ATTEMPTED}", False)
         if is_strict(strict):
             raise NotImplementedError(f"{what}: {NOT_ATTEMPTED}")
         return False
     all_pass = passed == len(cases)
-    print(f"{'✓' if all_pass else '✗'} {what}: {passed} of {len(cases)} cases pass")
-    print("\n".join(lines))
+    say(f"{'✓' if all_pass else '✗'} {what}: {passed} of {len(cases)} cases pass\n"
+        + "\n".join(lines), all_pass)
     if is_strict(strict) and not all_pass:
         raise AssertionError(f"exercise check failed: {what}\n" + "\n".join(lines))
     return all_pass

@@ -30,7 +30,9 @@ def test_check_cases_reports_expected_got_and_the_largest_difference(capsys):
         Case("shape", expected, lambda: expected.T.reshape(4)),
         Case("bug", 1, lambda: 1 / 0),
     ], strict=False)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.err  # a failing check reports on standard error
+    assert captured.out == ""
     assert "✗ demo: 1 of 4 cases pass" in out
     assert "✓ equal: expected 5, got 5" in out
     assert "largest difference 0.25 over 4 entries" in out
@@ -40,7 +42,11 @@ def test_check_cases_reports_expected_got_and_the_largest_difference(capsys):
 
 def test_check_cases_not_attempted_and_strict(capsys):
     assert not check_cases("stub", [Case("a", 1, not_attempted)], strict=False)
-    assert "not attempted" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "not attempted" in captured.err and captured.out == ""
+    assert check_cases("done", [Case("a", 1, lambda: 1)], strict=False)
+    captured = capsys.readouterr()
+    assert captured.out.startswith("✓ done: 1 of 1 cases pass") and captured.err == ""
     with pytest.raises(NotImplementedError):
         check_cases("stub", [Case("a", 1, not_attempted)], strict=True)
     with pytest.raises(AssertionError, match="expected 1, got 2"):
@@ -91,6 +97,6 @@ def test_a_check_handed_the_course_version_says_so_instead_of_passing(capsys):
     from course_utils.fixed_point import shift_round, to_fixed
 
     assert not check_to_fixed(to_fixed) and not check_shift_round(shift_round)
-    assert "the course's version, not yours" in capsys.readouterr().out
+    assert "the course's version, not yours" in capsys.readouterr().err
     with pytest.raises(AssertionError, match="not yours"):
         check_to_fixed(to_fixed, strict=True)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..deploy import NO_COMPILER, CompileError, NoCompilerError, compile_c
-from ..exercises import Case, check_cases, is_strict
+from ..exercises import Case, check_cases, is_strict, say
 
 SIGNATURE = "void max_pool2(const float *in, int channels, int height, int width, float *out)"
 UNWRITTEN = 0x7FC0DEAD  # a NaN the program puts in out before the call: still there = never written
@@ -141,12 +141,12 @@ def check_max_pool_c(max_pool_c: Callable[[], str], seed: int = 0, strict: bool 
         except TypeError as err:  # not a string
             program = _raise(TypeError(f"max_pool_c() must return the C source as a str ({err})"))
         except NoCompilerError:
-            print(f"… max_pool2 in C: not checked. {NO_COMPILER}")
+            say(f"… max_pool2 in C: not checked. {NO_COMPILER}", False)
             if is_strict(strict):
                 raise
             return False
         except CompileError as err:
-            print(f"Your C does not compile:\n{err}")
+            say(f"Your C does not compile:\n{err}", False)
             program = _raise(RuntimeError("it does not compile (the compiler's message is above)"))
         return check_cases("max_pool2 in C", [
             Case(label, F.max_pool2d(x[None], 2)[0], lambda x=x: program(x), atol=0.0, rtol=0.0)

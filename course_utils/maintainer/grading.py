@@ -39,11 +39,20 @@ is cut off on a busy machine and a loop costs a minute (nbgrader's default is 30
 ``setup`` cells, the course's own code and the same for every student, get
 :data:`SETUP_TIMEOUT_S` = 900 s, the per-cell limit of ``make notebooks``: those of 07, 10 and 13
 train for minutes. Both limits reach nbgrader as ``c.Execute.timeout_func`` (:class:`CellTimeout`).
+
+**Grading a run's outputs.** ``grade(..., execute=False)`` keeps the outputs a submission was
+handed in with and scores them as nbgrader does (an error or a line on standard error in a
+self-check cell: no points), without running anything. ``make grading`` grades so the runs that
+the other tests made anyway: the reference solutions as ``make notebooks`` ran them (strict, kept
+by :mod:`course_utils.maintainer.executed`) and the untouched notebooks as the browser test ran
+them (a failing or unattempted check reports on standard error); see :func:`copy_runs`.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import builtins
 import csv
 import json
 import re
@@ -70,6 +79,19 @@ SETUP_TAG = "setup"
 IGNORED_FILES = {"timestamp.txt"}
 VIEW = "course_utils.maintainer.grading.GradingView"  # not __name__, which may be __main__
 REFERENCE, BLANK = "reference", "blank"
+EXECUTED_DIR = BUILD_DIR / "executed"
+# Who hands in which run: the folder it is kept in, and the command that makes it.
+RUNS = {REFERENCE: (EXECUTED_DIR / "instructor", "make notebooks"),
+        BLANK: (EXECUTED_DIR / "student", "make test-browser")}
+FROM_OUTPUTS_CONFIG = """\
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import ClearOutput, Execute
+_defaults = Autograde.class_traits()
+c.Autograde.sanitize_preprocessors = [
+    p for p in _defaults["sanitize_preprocessors"].default() if p is not ClearOutput]
+c.Autograde.autograde_preprocessors = [
+    p for p in _defaults["autograde_preprocessors"].default() if p is not Execute]
+"""
 GRADING_CONFIG = """\
 import os
 from course_utils.maintainer.grading import CellTimeout
@@ -110,6 +132,48 @@ class GradingView(NbGraderPreprocessor):
     def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple:
         nb.cells = [cell for cell in nb.cells if in_grading_view(cell)]
         return nb, resources
+
+
+IPYTHON_NAMES = {"get_ipython", "display", "In", "Out", "_", "__", "___"}
+
+
+def bound_names(tree: ast.AST) -> set[str]:
+    """Every name a cell binds anywhere (assignments, imports, definitions, parameters, loop and
+    comprehension targets). Generous: a name bound only inside a function counts too."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def view_undefined_names(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """``(cell index, name)`` for each name that a cell of the grading view loads and no cell of
+    the view defines before it (nor the cell itself, nor Python or IPython): in ``make grade`` it
+    would raise NameError. The cure is to tag ``setup`` the cell that defines it."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    to_python = TransformerManager().transform_cell
+    known = set(dir(builtins)) | IPYTHON_NAMES
+    missing = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not in_grading_view(cell):
+            continue
+        tree = ast.parse(to_python(cell.source))
+        defined = known | bound_names(tree)
+        loaded = {node.id for node in ast.walk(tree)
+                  if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        missing += [(index, name) for name in sorted(loaded - defined)]
+        known |= bound_names(tree)
+    return missing
 
 
 def exercises(source: Path) -> list[tuple[str, float]]:
@@ -307,9 +371,11 @@ def generate_feedback(course: Path, feedback: Path) -> list[Path]:
 
 def grade(folder: Path, out: Path | None = GRADES_PATH, timeout: int = CELL_TIMEOUT_S,
           course: Path | None = None, feedback: Path | None = None,
-          setup_timeout: int = SETUP_TIMEOUT_S, source_dir: Path = SOURCE_DIR) -> list[Row]:
+          setup_timeout: int = SETUP_TIMEOUT_S, source_dir: Path = SOURCE_DIR,
+          execute: bool = True) -> list[Row]:
     """Grade every submission under ``folder``; write the CSV to ``out`` (unless None), print the
-    report, return the rows. ``course`` keeps the nbgrader course folder (default: temporary)."""
+    report, return the rows. ``course`` keeps the nbgrader course folder (default: temporary).
+    ``execute=False`` grades the outputs the submissions hold instead of running them."""
     if course is not None and course.exists() and any(course.iterdir()):
         raise ValueError(f"{course} is not empty: give a new folder for nbgrader's course")
     known = {p.stem: p for p in sorted(source_dir.glob("*.ipynb"))}
@@ -321,7 +387,8 @@ def grade(folder: Path, out: Path | None = GRADES_PATH, timeout: int = CELL_TIME
         course = Path(tmp) if course is None else course
         errors: dict[tuple[str, str], str] = {}
         if good:
-            config = release.NBGRADER_CONFIG + GRADING_CONFIG.format(
+            config = release.NBGRADER_CONFIG + ("" if execute else FROM_OUTPUTS_CONFIG)
+            config += GRADING_CONFIG.format(
                 strict=STRICT_ENV, timeout=int(timeout), setup_timeout=int(setup_timeout),
                 view=VIEW)
             release.course_folder(course, [known[n] for n in names], config)
@@ -367,6 +434,37 @@ def reference_and_blank(folder: Path, names: Iterable[str]) -> Path:
         nbformat.write(reference, folder / REFERENCE / student.name)
         shutil.copy(student, folder / BLANK / student.name)
     return folder
+
+
+def run_problem(ran: Path, expected: nbformat.NotebookNode) -> str:
+    """Why the notebook at ``ran`` is not a whole run of ``expected`` as it is now ("" if it is):
+    missing, made from other cells, or with code cells that did not run."""
+    if not ran.exists():
+        return f"no run at {ran}"
+    nb = nbformat.read(ran, as_version=4)
+    if [c.source for c in nb.cells] != [c.source for c in expected.cells]:
+        return f"{ran} is a run of another version of the notebook"
+    unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None]
+    return f"{ran}: cells {unrun[:5]} did not run" if unrun else ""
+
+
+def copy_runs(folder: Path, names: Iterable[str]) -> dict[tuple[str, str], str]:
+    """Hand in the runs of :data:`RUNS` as submissions: ``folder/reference/`` the reference
+    solutions as ``make notebooks`` ran them, ``folder/blank/`` the released notebooks as the
+    browser test ran them. Returns, per (student, name) not handed in, why and what to run."""
+    missing = {}
+    for name in names:
+        student = NOTEBOOKS_DIR / f"{name}.ipynb"
+        expected = {REFERENCE: release.instructor_notebook(student, SOURCE_DIR / f"{name}.ipynb"),
+                    BLANK: nbformat.read(student, as_version=4)}
+        for who, (runs, command) in RUNS.items():
+            problem = run_problem(runs / student.name, expected[who])
+            if problem:
+                missing[(who, name)] = f"{problem}: run `{command}` first"
+                continue
+            (folder / who).mkdir(parents=True, exist_ok=True)
+            shutil.copy(runs / student.name, folder / who / student.name)
+    return missing
 
 
 def bench_figures(rows: list[Row]) -> dict[str, float]:

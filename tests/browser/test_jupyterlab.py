@@ -2,7 +2,9 @@
 
 For every notebook: open it through the JupyterLab UI, run all cells, wait until every code
 cell has run, fail on any error output, check that plots appear (and ipywidgets controls render
-as widgets where the notebook has one), and save a screenshot under build/browser/.
+as widgets where the notebook has one), and save a screenshot under build/browser/. The run, as
+JupyterLab saved it, is kept in build/executed/student/: `make grading` grades it (the untouched
+notebooks must score nothing) instead of running the notebooks again.
 The instructor path too: one notebook shown as live RISE slides (jupyterlab-rise), a code cell run
 on its slide.
 Needs Debian's chromium (tools/ensure-chromium installs it) and the playwright package.
@@ -24,6 +26,7 @@ import nbformat
 import pytest
 
 from course_utils.distributed import free_port
+from course_utils.maintainer.grading import BLANK, RUNS
 from course_utils.maintainer.slides import slide_type
 from course_utils.paths import PROJECT_ROOT
 
@@ -31,6 +34,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 OUT_DIR = PROJECT_ROOT / "build" / "browser"
+RUNS_DIR = RUNS[BLANK][0]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NOTEBOOK_TIMEOUT_S = 900
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -129,6 +133,7 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nbformat.write(blank, root / "notebooks" / name)
+    (RUNS_DIR / name).unlink(missing_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     passed = False
     try:
@@ -158,6 +163,8 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
             slider.wait_for(timeout=30_000)
             slider.scroll_into_view_if_needed()
         passed = True
+        RUNS_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / "notebooks" / name, RUNS_DIR / name)
     finally:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(OUT_DIR / f"{notebook.stem}.png"))

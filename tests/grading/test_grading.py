@@ -1,18 +1,23 @@
 """``make grading``: nbgrader grades the course's notebooks as README promises.
 
-One nbgrader run grades, for every notebook in ``source/``, three students: ``reference`` (the
-reference solutions) must get full points, ``blank`` (the notebooks as released) none, ``broken``
-(the first solution cell raising) loses exactly that exercise. A fourth, ``problems``, hands in
-files that are no notebooks. A second, short run proves the per-cell timeout on one notebook.
-The first tests are fast unit tests of the CSV, the grading view and the folder scan.
+For every notebook in ``source/``: ``reference`` (the reference solutions) must get full points
+and ``blank`` (the notebooks as released) none. Their runs are the ones ``make notebooks`` and the
+browser test made (``make test`` runs this last), graded from their outputs in one nbgrader run
+that executes nothing; ``problems`` hands in files that are no notebooks. A second run, in which
+nbgrader executes the notebooks as ``make grade`` does, proves that ``broken`` (the first solution
+cell raising) loses exactly that exercise, and a third, short one the per-cell timeout.
+The first tests are fast unit tests of the CSV, the grading view, the folder scan and the runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import json
+import os
+import shutil
 from time import perf_counter
 from types import SimpleNamespace
 
@@ -21,7 +26,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from course_utils.maintainer import grading
-from course_utils.paths import SOURCE_DIR
+from course_utils.paths import NOTEBOOKS_DIR, SOURCE_DIR
 
 SOURCES = sorted(SOURCE_DIR.glob("*.ipynb"))
 NAMES = [p.stem for p in SOURCES]
@@ -145,81 +150,177 @@ def test_bench_figures_are_shares_of_the_points():
                                            "grade.points_total": 4.0, "grade.exercises_total": 3.0}
 
 
-# ---- one nbgrader run over every notebook -----------------------------------------------------
+def test_the_grading_view_finds_each_name_an_exercise_needs_in_a_setup_cell():
+    setup = new_code_cell("%matplotlib inline\nimport torch\nfrom math import pi as PI\nx = 1")
+    setup.metadata.tags = ["setup"]
+    lecture = new_code_cell("model = torch.nn.Linear(2, 2)\ny = 2")
+    nb = new_notebook(cells=[setup, lecture, nbgrader_cell(
+        "def f(a, *rest, k=0):\n    z = [i for i in rest]\n    return a + x + y + z[0] + k + PI",
+        "f", True), nbgrader_cell("check(f, model)\nprint(len(In))", "f-check", False, 1)])
+    assert grading.view_undefined_names(nb) == [(2, "y"), (3, "check"), (3, "model")]
+    nb.cells[1].metadata.tags = ["setup"]
+    assert grading.view_undefined_names(nb) == [(3, "check")]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=NAMES)
+def test_every_exercise_runs_in_the_grading_view(source):
+    """What ``make grade`` runs of each notebook (the view) defines every name its exercises and
+    checks use: otherwise a right answer would lose its points to a NameError. (The runs below
+    prove it for the notebooks whose grading setup does not train; this covers them all.)"""
+    nb = nbformat.read(source, as_version=4)
+    assert grading.view_undefined_names(nb) == []
+    untagged = copy.deepcopy(nb)
+    first = first_solution(untagged)
+    setups = [i for i in range(first) if grading.is_setup(untagged.cells[i])]
+    for i in setups:  # without its setup cells, the view misses names: the test can fail
+        untagged.cells[i].metadata.tags.remove(grading.SETUP_TAG)
+    assert grading.view_undefined_names(untagged)
+
+
+def test_a_run_is_handed_in_only_whole_and_of_the_notebook_as_it_is(tmp_path):
+    expected = new_notebook(cells=[new_markdown_cell("# t"), new_code_cell("x = 1"),
+                                   new_code_cell("print(x)")])
+    ran = copy.deepcopy(expected)
+    ran.cells[1].execution_count, ran.cells[2].execution_count = 1, 2
+    path = tmp_path / "n.ipynb"
+    assert grading.run_problem(path, expected).startswith("no run at")
+    nbformat.write(ran, path)
+    assert grading.run_problem(path, expected) == ""
+    ran.cells[2].execution_count = None
+    nbformat.write(ran, path)
+    assert grading.run_problem(path, expected).endswith("cells [2] did not run")
+    expected.cells[1].source = "x = 2"
+    assert "another version" in grading.run_problem(path, expected)
+
+
+def test_outputs_are_graded_as_nbgrader_grades_them_without_running_anything(tmp_path):
+    """A check that printed on standard output scores, one that wrote to standard error or
+    raised scores nothing, and no cell runs (the solution would raise if it did)."""
+    source_dir = tmp_path / "source"
+    source_dir.mkdir()
+    source = new_notebook(cells=[nbgrader_cell("def f(): ...", "f", True)] + [
+        nbgrader_cell(f"check_{i}()", f"c{i}", False, 1) for i in range(3)])
+    nbformat.write(source, source_dir / "05_x.ipynb")
+    handed = copy.deepcopy(source)
+    handed.cells[0].source = 'raise RuntimeError("must not run")'
+    stdout, stderr, error = (nbformat.v4.new_output("stream", name="stdout", text="✓ c0\n"),
+                             nbformat.v4.new_output("stream", name="stderr", text="✗ c1\n"),
+                             nbformat.v4.new_output("error", ename="AssertionError",
+                                                    evalue="c2", traceback=[]))
+    for cell, output in zip(handed.cells[1:], (stdout, stderr, error), strict=True):
+        cell.outputs, cell.execution_count = [output], 1
+    (tmp_path / "in" / "ada").mkdir(parents=True)
+    nbformat.write(handed, tmp_path / "in" / "ada" / "05_x.ipynb")
+    (row,) = grading.grade(tmp_path / "in", None, course=tmp_path / "c", source_dir=source_dir,
+                           execute=False)
+    assert (row.problem, row.scores) == ("", {"c0": 1.0, "c1": 0.0, "c2": 0.0})
+
+
+# ---- the runs of `make notebooks` and the browser test, graded ------------------------------
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("grading")
-    folder = grading.reference_and_blank(tmp / "submissions", NAMES)
-    (folder / "broken").mkdir()
-    broken = {}
-    for name in BROKEN_NAMES:
-        nb = nbformat.read(folder / grading.REFERENCE / f"{name}.ipynb", as_version=4)
-        index = first_solution(nb)
-        nb.cells[index].source = BROKEN
-        broken[name] = checks_of(nb, index)
-        nbformat.write(nb, folder / "broken" / f"{name}.ipynb")
+def runs(tmp_path_factory):
+    """One nbgrader run that executes nothing: the reference solutions as ``make notebooks`` ran
+    them, the untouched notebooks as the browser test ran them, and files that are no notebooks."""
+    tmp = tmp_path_factory.mktemp("runs")
+    folder = tmp / "submissions"
+    missing = grading.copy_runs(folder, NAMES)
     problems = folder / "problems"
-    problems.mkdir()
+    problems.mkdir(parents=True)
     (problems / f"{NAMES[0]}.ipynb").write_text("this is not JSON {")
     (problems / f"{NAMES[1]}.ipynb").write_text(json.dumps({"cells": [], "note": "no notebook"}))
-    (problems / "99_not_in_the_course.ipynb").write_bytes(
-        (folder / grading.BLANK / f"{NAMES[0]}.ipynb").read_bytes())
+    (problems / "99_not_in_the_course.ipynb").write_bytes((NOTEBOOKS_DIR / SOURCES[0].name)
+                                                          .read_bytes())
     report = io.StringIO()
     start = perf_counter()
     with contextlib.redirect_stdout(report):
-        rows = grading.grade(folder, tmp / "grades.csv", course=tmp / "course")
-    seconds = perf_counter() - start
-    print(report.getvalue(), f"graded in {seconds:.0f} s", sep="\n")
+        rows = grading.grade(folder, tmp / "grades.csv", course=tmp / "course", execute=False)
+    print(report.getvalue(), f"graded in {perf_counter() - start:.0f} s", sep="\n")
     return SimpleNamespace(rows={(r.student, r.notebook): r for r in rows}, all_rows=rows,
-                           broken=broken, report=report.getvalue(), csv=tmp / "grades.csv")
+                           missing=missing, report=report.getvalue(), csv=tmp / "grades.csv")
+
+
+def handed_in(runs: SimpleNamespace, who: str, name: str) -> grading.Row:
+    """The graded row of ``who``'s run of ``name``; where that run was not made, a failure in CI
+    and a skip elsewhere, saying which command makes it."""
+    reason = runs.missing.get((who, name))
+    if reason:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+    return runs.rows[(who, name)]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_reference_solutions_score_full_points(graded, name):
-    row = graded.rows[("reference", name)]
+def test_the_reference_solutions_score_full_points(runs, name):
+    row = handed_in(runs, grading.REFERENCE, name)
     assert row.problem == ""
     assert row.max_points and row.total == row.max_points, row.scores
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_notebooks_as_released_score_nothing(graded, name):
-    row = graded.rows[("blank", name)]
+def test_the_notebooks_as_released_score_nothing(runs, name):
+    row = handed_in(runs, grading.BLANK, name)
     assert row.problem == "" and row.total == 0, row.scores
 
 
-@pytest.mark.parametrize("name", BROKEN_NAMES)
-def test_a_broken_exercise_loses_exactly_its_points(graded, name):
-    row, full = graded.rows[("broken", name)], graded.rows[("reference", name)]
-    assert row.problem == "" and graded.broken[name]
-    assert {gid for gid, points in row.scores.items() if points < full.scores[gid]} \
-        == graded.broken[name]
-    assert all(row.scores[gid] == 0 for gid in graded.broken[name])
-
-
-def test_files_that_are_no_notebooks_are_reported_and_the_run_goes_on(graded):
-    problems = {(r.notebook, r.problem) for r in graded.all_rows if r.student == "problems"}
+def test_files_that_are_no_notebooks_are_reported_and_the_run_goes_on(runs):
+    problems = {(r.notebook, r.problem) for r in runs.all_rows if r.student == "problems"}
     assert {name for name, _ in problems} == {NAMES[0], NAMES[1], "99_not_in_the_course.ipynb"}
     assert all(problem for _, problem in problems)
-    assert sum("PROBLEM" in line for line in graded.report.splitlines()) == 3
-    with open(graded.csv, newline="") as f:
+    assert sum("PROBLEM" in line for line in runs.report.splitlines()) == 3
+    with open(runs.csv, newline="") as f:
         lines = list(csv.DictReader(f))
-    assert len(lines) == len(graded.all_rows) == 2 * len(NAMES) + len(BROKEN_NAMES) + 3
+    assert len(lines) == len(runs.all_rows) == 2 * len(NAMES) - len(runs.missing) + 3
     assert {line["notebook"] for line in lines if line["problem"]} == {
         NAMES[0], NAMES[1], "99_not_in_the_course.ipynb"}
 
 
-def test_the_csv_has_a_column_per_graded_cell(graded):
-    with open(graded.csv, newline="") as f:
+def test_the_csv_has_a_column_per_graded_cell(runs):
+    with open(runs.csv, newline="") as f:
         header = next(csv.reader(f))
-    ids = [gid for source in SOURCES for gid, _ in grading.exercises(source)]
+    graded = {r.notebook for r in runs.all_rows if r.max_points is not None}
+    ids = [gid for source in SOURCES if source.stem in graded
+           for gid, _ in grading.exercises(source)]
     assert header == ["student", "notebook", *ids, "total", "max", "problem"]
 
 
-def test_the_bench_figures_of_the_run(graded):
-    figures = grading.bench_figures(graded.all_rows)
+def test_the_bench_figures_of_the_run(runs):
+    if runs.missing:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(next(iter(runs.missing.values())))
+    figures = grading.bench_figures(runs.all_rows)
     assert figures["grade.reference_fraction"] == 1.0 and figures["grade.blank_fraction"] == 0.0
     assert figures["grade.exercises_total"] == sum(len(grading.exercises(s)) for s in SOURCES)
+
+
+# ---- nbgrader running the notebooks: a broken exercise, an endless loop ----------------------
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    """One nbgrader run that executes: the reference solutions with the first solution cell
+    raising, in every notebook whose grading setup does not train."""
+    tmp = tmp_path_factory.mktemp("broken")
+    folder = grading.reference_and_blank(tmp / "submissions", BROKEN_NAMES)
+    shutil.rmtree(folder / grading.BLANK)
+    (folder / grading.REFERENCE).rename(folder / "broken")
+    lost = {}
+    for name in BROKEN_NAMES:
+        path = folder / "broken" / f"{name}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        index = first_solution(nb)
+        nb.cells[index].source = BROKEN
+        lost[name] = checks_of(nb, index)
+        nbformat.write(nb, path)
+    start = perf_counter()
+    rows = grading.grade(folder, None, course=tmp / "course")
+    print(f"graded in {perf_counter() - start:.0f} s")
+    return SimpleNamespace(rows={r.notebook: r for r in rows}, lost=lost)
+
+
+@pytest.mark.parametrize("name", BROKEN_NAMES)
+def test_a_broken_exercise_loses_exactly_its_points(broken, name):
+    row, points = broken.rows[name], dict(grading.exercises(SOURCE_DIR / f"{name}.ipynb"))
+    assert row.problem == "" and broken.lost[name]
+    assert {gid for gid, scored in row.scores.items() if scored < points[gid]} == broken.lost[name]
+    assert all(row.scores[gid] == 0 for gid in broken.lost[name])
 
 
 def test_an_endless_loop_is_cut_off_and_the_other_exercises_keep_their_points(tmp_path):
