@@ -11,6 +11,7 @@ from course_utils.maintainer.release import (
     grade_id,
     instructor_notebook,
     keep_stored_outputs,
+    same_code,
     student_notebooks,
 )
 
@@ -70,16 +71,22 @@ def test_instructor_build_takes_every_nbgrader_cell_from_the_source(source):
     assert not any(STUB in s for s in built_cells.values())
 
 
-def test_outputs_survive_a_comment_change_only():
-    old = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1  # one"),
-                                          nbformat.v4.new_code_cell("y = 2")])
+def test_outputs_survive_a_change_of_comments_or_layout_only():
+    old = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1  # one"), nbformat.v4.new_code_cell("y = 2"),
+        nbformat.v4.new_code_cell('%time f(a, "bc")'), nbformat.v4.new_code_cell("g(1, 2)")])
     for i, cell in enumerate(old.cells):
         cell.outputs, cell.execution_count = [nbformat.v4.new_output("stream", text="out")], i + 1
-    new = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# a comment\nx = 1  # one"),
-                                          nbformat.v4.new_code_cell("y = 3")])
+    new = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("# a comment\nx = 1  # one"), nbformat.v4.new_code_cell("y = 3"),
+        nbformat.v4.new_code_cell('%time f(a, "bc")'),
+        nbformat.v4.new_code_cell("g(1,\n  2)  # wrapped")])
     keep_stored_outputs(new, old)
-    assert new.cells[0].outputs and new.cells[0].execution_count == 1
-    assert not new.cells[1].outputs and new.cells[1].execution_count is None
+    assert [c.execution_count for c in new.cells] == [1, None, 3, 4]
+    assert [bool(c.outputs) for c in new.cells] == [True, False, True, True]
+    assert same_code('print("a" "b")', 'print(\n    "ab"\n)')
+    assert not same_code("f(a, b)", "f(b, a)") and not same_code("%time f()", "%timeit f()")
+    assert same_code("def f(:\n  # x\n  pass", "def f(:\n  pass")  # no Python: by its lines
 
 
 def test_the_stored_widget_state_goes_with_the_outputs():

@@ -16,6 +16,7 @@ cell has ``nbgrader.solution``, a graded self-check has ``nbgrader.grade`` and `
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -58,24 +59,35 @@ def course_folder(course: Path, sources: list[Path], config: str = NBGRADER_CONF
     return course
 
 
-def code_without_comments(source: str) -> list[str]:
-    """The lines of a cell that are not blank and not only a comment."""
-    return [line for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+def same_code(a: str, b: str) -> bool:
+    """Whether two cells hold the same program: the same syntax tree once IPython's magics are
+    read as Python, so comments and line breaks do not count. Cells that do not parse are
+    compared by their lines that are neither blank nor only a comment."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    to_python = TransformerManager().transform_cell
+    try:
+        return ast.dump(ast.parse(to_python(a))) == ast.dump(ast.parse(to_python(b)))
+    except SyntaxError:
+        def lines(source: str) -> list[str]:
+            return [line for line in source.splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+        return lines(a) == lines(b)
 
 
 def keep_stored_outputs(new: nbformat.NotebookNode, stored: nbformat.NotebookNode) -> None:
     """Copy the stored run's outputs into ``new`` where the cells still hold the same code.
 
-    Only a change of comments keeps a cell's outputs; any other change leaves the cell without
-    outputs, so the stored-run test fails until ``make execute`` runs the notebook again. The
+    Only a change of comments or of layout keeps a cell's outputs (:func:`same_code`); any other
+    change leaves the cell without outputs, so the stored-run test fails until ``make execute``
+    runs the notebook again. The
     stored run's widget state (the notebook's ``widgets`` metadata) goes with the outputs, so that
     kept progress bars still render as bars.
     """
     if [c.cell_type for c in new.cells] != [c.cell_type for c in stored.cells]:
         return
     for cell, old in zip(new.cells, stored.cells, strict=True):
-        if cell.cell_type == "code" and code_without_comments(cell.source) == code_without_comments(
-                old.source):
+        if cell.cell_type == "code" and same_code(cell.source, old.source):
             cell.outputs, cell.execution_count = old.outputs, old.execution_count
     new.metadata.pop("widgets", None)
     if "widgets" in stored.metadata:
