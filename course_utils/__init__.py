@@ -9,7 +9,8 @@
   shares, averaged gradients, the worker program, ``torchrun`` started from a notebook
 - ``plots``: digit grids, loss curves, confusion matrices, weight histograms
 - ``widgets``: interactive controls for live demos
-- ``checkpoints`` and ``reference``: saved weights; ``pretrained(name)``, the shipped reference models
+- ``checkpoints`` and ``reference``: saved weights; ``pretrained(name)``, the shipped reference
+  models
 - ``bench``: figures the notebooks record for ``make bench``
 - ``cost`` and ``timing``: parameters, MACs, bytes, energy; honest latency measurements
 - ``pruning`` and ``neurons``: weight pruning, sparse storage; group regularisers, smaller layers
@@ -46,8 +47,9 @@ from .training import (
 from .zoo import build_model
 
 __all__ = [
-    "DataError", "build_model", "confusion_matrix", "count_parameters", "default_device", "evaluate", "fit",
-    "load_mnist", "load_state", "make_loader", "make_loaders", "one_hot", "plot_confusion", "plot_losses",
-    "plot_weight_histograms", "predict", "prepare_mnist", "pretrained", "record", "save_state", "seed_everything",
+    "DataError", "build_model", "confusion_matrix", "count_parameters", "default_device",
+    "evaluate", "fit", "load_mnist", "load_state", "make_loader", "make_loaders", "one_hot",
+    "plot_confusion", "plot_losses", "plot_weight_histograms", "predict", "prepare_mnist",
+    "pretrained", "record", "save_state", "seed_everything",
     "show_digits", "train_epoch", "train_step",
 ]

@@ -10,7 +10,8 @@ from torch import nn
 
 
 def save_state(model: nn.Module, path: str | Path) -> Path:
-    """Write ``model.state_dict()`` to ``path`` (atomically: a partial file never replaces a good one)."""
+    """Write ``model.state_dict()`` to ``path`` (atomically: a partial file never replaces a good
+    one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(path.suffix + ".partial")
@@ -19,8 +20,10 @@ def save_state(model: nn.Module, path: str | Path) -> Path:
     return path
 
 
-def load_state(model: nn.Module, path: str | Path, device: torch.device | str | None = None) -> nn.Module:
-    """Load weights saved by :func:`save_state` into ``model`` (tensors only: ``weights_only=True``)."""
+def load_state(model: nn.Module, path: str | Path,
+               device: torch.device | str | None = None) -> nn.Module:
+    """Load weights saved by :func:`save_state` into ``model`` (tensors only:
+    ``weights_only=True``)."""
     state = torch.load(Path(path), map_location=device or "cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device or "cpu")

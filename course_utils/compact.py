@@ -9,7 +9,8 @@ Everything is little-endian; ``u8``/``u16``/``u32`` are unsigned integers of 1, 
         number of dimensions (u8), each dimension (u32); entry count (u32)
         value bits, position bits (u8 each); flags (u8: 1 = Huffman-coded, 2 = has a bias)
         codebook size (u16), the shared values (fp32 each)
-        if Huffman-coded: one code length (u8, 0 = unused) per possible value index, then per possible gap
+        if Huffman-coded: one code length (u8, 0 = unused) per possible value index, then per
+            possible gap
         value stream, then position stream: byte length (u32) and the bytes
         if it has a bias: shape[0] values (fp32 each)
     CRC-32 of every byte before it (u32)
@@ -33,7 +34,9 @@ from .deep_compression import HAS_BIAS, HUFFMAN, PARTS, EncodedLayer, decode_mod
 
 MAGIC = b"DLCZ"
 VERSION = 1
-RESTORE_HINT = "Write it again with compact.write_compact (notebook 13 does), or copy an intact one."
+RESTORE_HINT = (
+    "Write it again with compact.write_compact (notebook 13 does), or copy an intact one."
+)
 
 
 class CompactFileError(ValueError):
@@ -70,7 +73,8 @@ def part_bytes(architecture: str, layers: dict[str, EncodedLayer]) -> dict[str, 
 
 
 def write_compact(path: str | Path, architecture: str, layers: dict[str, EncodedLayer]) -> int:
-    """Write the compact file of an encoded model (``deep_compression.encode_model``); returns its bytes."""
+    """Write the compact file of an encoded model (``deep_compression.encode_model``); returns its
+    bytes."""
     data = compact_bytes(architecture, layers)
     Path(path).write_bytes(data)
     return len(data)
@@ -84,7 +88,8 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         if self.offset + n > len(self.data):
-            raise CompactFileError(f"the file ends at byte {len(self.data)}, a field needs {self.offset + n}. {RESTORE_HINT}")
+            raise CompactFileError(f"the file ends at byte {len(self.data)}, a field needs "
+                                   f"{self.offset + n}. {RESTORE_HINT}")
         chunk = self.data[self.offset:self.offset + n]
         self.offset += n
         return chunk
@@ -115,8 +120,8 @@ def _read_layer(reader: _Reader) -> tuple[str, EncodedLayer]:
     values = reader.take(reader.unpack("I")[0])
     positions = reader.take(reader.unpack("I")[0])
     bias = reader.fp32(shape[0]) if flags & HAS_BIAS else None
-    return name, EncodedLayer(name, tuple(shape), count, value_bits, position_bits, codebook, values,
-                              positions, value_lengths, position_lengths, bias)
+    return name, EncodedLayer(name, tuple(shape), count, value_bits, position_bits, codebook,
+                              values, positions, value_lengths, position_lengths, bias)
 
 
 def checked_body(data: bytes) -> bytes:
@@ -143,11 +148,13 @@ def parse_compact(data: bytes) -> tuple[str, dict[str, EncodedLayer]]:
     reader.take(len(MAGIC))
     version = reader.unpack("B")[0]
     if version != VERSION:
-        raise CompactFileError(f"format version {version}; this course_utils reads version {VERSION}")
+        raise CompactFileError(f"format version {version}; this course_utils reads version "
+                               f"{VERSION}")
     architecture = reader.name()
     layers = dict(_read_layer(reader) for _ in range(reader.unpack("B")[0]))
     if reader.offset != len(body):
-        raise CompactFileError(f"{len(body) - reader.offset} unexpected bytes after the last layer. {RESTORE_HINT}")
+        raise CompactFileError(f"{len(body) - reader.offset} unexpected bytes after the last "
+                               f"layer. {RESTORE_HINT}")
     return architecture, layers
 
 
@@ -157,6 +164,7 @@ def read_compact(path: str | Path) -> tuple[str, dict[str, EncodedLayer]]:
 
 
 def load_compact(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """A fresh model, built from the architecture named in the file, with the file's weights; in eval mode."""
+    """A fresh model, built from the architecture named in the file, with the file's weights; in
+    eval mode."""
     architecture, layers = read_compact(path)
     return decode_model(architecture, layers, device)

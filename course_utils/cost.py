@@ -123,8 +123,8 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28))
 
     def hook(module, _inputs, output):
         params = sum(p.numel() for p in module.parameters(recurse=False))
-        costs.append(LayerCost(names[module], type(module).__name__, tuple(output.shape[1:]), params,
-                               _macs(module, output)))
+        costs.append(LayerCost(names[module], type(module).__name__, tuple(output.shape[1:]),
+                               params, _macs(module, output)))
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]

@@ -70,11 +70,13 @@ def _unpack_verified(gz_path: Path, expected_md5: str) -> bytes:
     try:
         content = gzip.decompress(gz_path.read_bytes())
     except (OSError, EOFError) as err:
-        raise DataError(f"{gz_path} is corrupt (not a readable gzip file: {err}). {RESTORE_HINT}") from err
+        raise DataError(f"{gz_path} is corrupt (not a readable gzip file: {err}). "
+                        f"{RESTORE_HINT}") from err
     actual = md5_hex(content)
     if actual != expected_md5:
         raise DataError(
-            f"{gz_path} is corrupt: the MD5 of its content is {actual}, expected {expected_md5}. {RESTORE_HINT}"
+            f"{gz_path} is corrupt: the MD5 of its content is {actual}, expected {expected_md5}. "
+            f"{RESTORE_HINT}"
         )
     return content
 
@@ -102,9 +104,12 @@ def prepare_mnist(root: str | Path | None = None) -> Path:
     return root
 
 
-def torchvision_mnist(train: bool, transform=None, root: str | Path | None = None) -> torchvision.datasets.MNIST:
-    """The classic ``torchvision.datasets.MNIST`` over the verified local files (PIL image per item)."""
-    return torchvision.datasets.MNIST(prepare_mnist(root), train=train, transform=transform, download=False)
+def torchvision_mnist(train: bool, transform=None,
+                      root: str | Path | None = None) -> torchvision.datasets.MNIST:
+    """The classic ``torchvision.datasets.MNIST`` over the verified local files (PIL image per
+    item)."""
+    return torchvision.datasets.MNIST(prepare_mnist(root), train=train, transform=transform,
+                                      download=False)
 
 
 def pixel_mean_std(images: torch.Tensor) -> tuple[float, float]:
@@ -132,7 +137,8 @@ class DigitDataset(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float):
         if images.dtype != torch.uint8 or images.dim() != 3:
-            raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
         if labels.shape != images.shape[:1]:
             raise ValueError(f"{len(labels)} labels for {len(images)} images")
         self.images, self.labels = images, labels.long()
@@ -153,14 +159,16 @@ class MnistSplits(NamedTuple):
 
 
 def split_indices(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, validation) indices: a ``torch.randperm(n)`` seeded with ``seed``, cut after ``val_size``."""
+    """(train, validation) indices: a ``torch.randperm(n)`` seeded with ``seed``, cut after
+    ``val_size``."""
     if not 0 < val_size < n:
         raise ValueError(f"val_size must be in (0, {n}), got {val_size}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[val_size:], order[:val_size]
 
 
-def load_mnist(root: str | Path | None = None, val_size: int = 10_000, seed: int = 0) -> MnistSplits:
+def load_mnist(root: str | Path | None = None, val_size: int = 10_000,
+               seed: int = 0) -> MnistSplits:
     """Train/validation/test splits of MNIST.
 
     The 60,000 official training images are shuffled by ``torch.randperm`` seeded with
@@ -181,7 +189,8 @@ def load_mnist(root: str | Path | None = None, val_size: int = 10_000, seed: int
 
 
 def make_loader(
-    dataset: Dataset, batch_size: int = 128, shuffle: bool = False, seed: int = 0, num_workers: int = 0
+    dataset: Dataset, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
+    num_workers: int = 0
 ) -> DataLoader:
     """A DataLoader that fetches each minibatch with one indexing call.
 
@@ -208,10 +217,12 @@ class Loaders:
     test: DataLoader
 
 
-def make_loaders(splits: MnistSplits, batch_size: int = 128, seed: int = 0, num_workers: int = 0) -> Loaders:
+def make_loaders(splits: MnistSplits, batch_size: int = 128, seed: int = 0,
+                 num_workers: int = 0) -> Loaders:
     """Shuffled training loader; validation and test loaders in order with 1,000-image batches."""
     return Loaders(
-        train=make_loader(splits.train, batch_size, shuffle=True, seed=seed, num_workers=num_workers),
+        train=make_loader(splits.train, batch_size, shuffle=True, seed=seed,
+                          num_workers=num_workers),
         val=make_loader(splits.val, 1000),
         test=make_loader(splits.test, 1000),
     )
@@ -221,8 +232,10 @@ def one_hot(labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tenso
     """Class indices ``(N,)`` to one-hot rows ``(N, num_classes)`` of 0.0 and 1.0."""
     labels = torch.as_tensor(labels)
     if labels.dim() != 1 or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be a 1-D integer tensor, got {labels.dtype} {tuple(labels.shape)}")
+        raise ValueError(f"labels must be a 1-D integer tensor, got {labels.dtype} "
+                         f"{tuple(labels.shape)}")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}), got range [{labels.min()}, {labels.max()}]")
+        raise ValueError(f"labels must lie in [0, {num_classes}), got range [{labels.min()}, "
+                         f"{labels.max()}]")
     rows = torch.zeros(len(labels), num_classes)
     return rows.scatter_(1, labels.long().unsqueeze(1), 1.0)

@@ -34,6 +34,17 @@ from .models import MLP
 from .training import seed_everything, train_epoch
 
 
+def starting_point(dataset: torch.utils.data.Dataset, global_batch: int, rank: int,
+                   world_size: int, seed: int, lr: float, device: torch.device | str = "cpu"
+                   ) -> tuple[MLP, torch.optim.Optimizer, torch.utils.data.DataLoader]:
+    """What rank ``rank`` starts from: the MLP with the same initial weights in every process,
+    SGD with momentum 0.9 on it, and its share of each global minibatch of ``dataset``."""
+    loader = sharded_loader(dataset, global_batch, rank, world_size, seed)
+    seed_everything(seed)  # the same initial weights in every process
+    model = MLP().to(device)
+    return model, torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), loader
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=0, help="optimizer steps; 0 = one epoch")
@@ -75,11 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"rank {rank} of {world_size}: {dist.get_backend()} on {device}, "
           f"{torch.get_num_threads()} thread(s)", flush=True)
 
-    dataset = training_set(args.train_size)
-    loader = sharded_loader(dataset, args.global_batch, rank, world_size, args.seed)
+    model, optimizer, loader = starting_point(training_set(args.train_size), args.global_batch,
+                                              rank, world_size, args.seed, args.lr, device)
     steps = args.steps or len(loader)
-    seed_everything(args.seed)  # the same initial weights in every process
-    model = MLP().to(device)
     communicated = {"bytes": 0}
     if args.sync == "ddp":
         trained = DistributedDataParallel(model)  # also broadcasts rank 0's weights to the others
@@ -91,7 +100,6 @@ def main(argv: list[str] | None = None) -> None:
         trained.register_comm_hook(communicated, counting_allreduce)
     else:
         trained, sync = model, sync_function(args)
-    optimizer = torch.optim.SGD(trained.parameters(), lr=args.lr, momentum=0.9)
     if args.sync == "hand":  # between backward and the update
         optimizer.register_step_pre_hook(lambda *_: sync(model))
 

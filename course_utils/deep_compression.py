@@ -69,7 +69,8 @@ def unpack_fixed(data: bytes, bits: int, count: int) -> np.ndarray:
     return (flat.reshape(count, bits).astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(axis=1)
 
 
-def sparse_entries(mask: torch.Tensor, value_index: torch.Tensor, position_bits: int) -> tuple[np.ndarray, np.ndarray]:
+def sparse_entries(mask: torch.Tensor, value_index: torch.Tensor,
+                   position_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Stored gaps and value indices of the kept weights (``mask``), fillers included.
 
     ``value_index`` (shaped like ``mask``) holds each weight's codebook index, 1..k-1.
@@ -88,7 +89,8 @@ def sparse_entries(mask: torch.Tensor, value_index: torch.Tensor, position_bits:
 
 @dataclass
 class EncodedLayer:
-    """One layer in the compressed format: its record in the compact file, and its bytes per part."""
+    """One layer in the compressed format: its record in the compact file, and its bytes per
+    part."""
 
     name: str  # the layer's module name (model.get_submodule(name))
     shape: tuple[int, ...]
@@ -117,7 +119,8 @@ class EncodedLayer:
             fields += [("tables", lengths_table(self.value_lengths, self.value_bits)),
                        ("tables", lengths_table(self.position_lengths, self.position_bits))]
         fields += [("header", struct.pack("<I", len(self.values))), ("values", self.values),
-                   ("header", struct.pack("<I", len(self.positions))), ("positions", self.positions)]
+                   ("header", struct.pack("<I", len(self.positions))),
+                   ("positions", self.positions)]
         if self.bias is not None:
             fields.append(("bias", fp32_bytes(self.bias)))
         return fields
@@ -140,14 +143,16 @@ class EncodedLayer:
         return sum(self.nbytes().values())
 
 
-def _stream(symbols: np.ndarray, bits: int, use_huffman: bool) -> tuple[bytes, dict[int, int] | None]:
+def _stream(symbols: np.ndarray, bits: int,
+            use_huffman: bool) -> tuple[bytes, dict[int, int] | None]:
     if use_huffman:
         lengths = huffman.code_lengths(symbols.tolist())
         return huffman.encode(symbols.tolist(), lengths), lengths
     return pack_fixed(symbols, bits), None
 
 
-def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool, name: str) -> EncodedLayer:
+def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool,
+                 name: str) -> EncodedLayer:
     """Encode a layer made weight-shared by ``sharing.share_layer`` (it has ``codebook``,
     ``indices`` and ``mask``), under its module ``name``; ``value_bits`` follows from the codebook
     size plus the zero entry."""
@@ -158,7 +163,8 @@ def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool, name: 
     position_bytes, position_lengths = _stream(gaps, position_bits, use_huffman)
     bias = None if layer.bias is None else layer.bias.detach().cpu().float().clone()
     return EncodedLayer(name, tuple(layer.mask.shape), len(values), value_bits, position_bits,
-                        codebook, value_bytes, position_bytes, value_lengths, position_lengths, bias)
+                        codebook, value_bytes, position_bytes, value_lengths, position_lengths,
+                        bias)
 
 
 def entry_streams(encoded: EncodedLayer) -> tuple[np.ndarray, np.ndarray]:
@@ -167,8 +173,10 @@ def entry_streams(encoded: EncodedLayer) -> tuple[np.ndarray, np.ndarray]:
         values = unpack_fixed(encoded.values, encoded.value_bits, encoded.count)
         gaps = unpack_fixed(encoded.positions, encoded.position_bits, encoded.count)
     else:
-        values = np.array(huffman.decode(encoded.values, encoded.value_lengths, encoded.count), dtype=np.int64)
-        gaps = np.array(huffman.decode(encoded.positions, encoded.position_lengths, encoded.count), dtype=np.int64)
+        values = np.array(huffman.decode(encoded.values, encoded.value_lengths, encoded.count),
+                          dtype=np.int64)
+        gaps = np.array(huffman.decode(encoded.positions, encoded.position_lengths, encoded.count),
+                        dtype=np.int64)
     return values, gaps
 
 
@@ -187,33 +195,37 @@ def share_pruned(model: nn.Module, bits: dict[str, int]) -> nn.Module:
     surviving (non-zero) weights: k-means over the survivors, then ``sharing.share_layer``."""
     model = copy.deepcopy(model)
     for name, b in bits.items():
-        layer = getattr(model, name)
+        layer = model.get_submodule(name)
         mask = layer.weight.detach() != 0
         codebook, indices = kmeans_share(layer.weight, 2**b - 1, mask)
         share_layer(layer, codebook, indices, mask)
     return model
 
 
-def encode_model(model: nn.Module, layers: list[str], position_bits: int, use_huffman: bool) -> dict[str, EncodedLayer]:
+def encode_model(model: nn.Module, layers: list[str], position_bits: int,
+                 use_huffman: bool) -> dict[str, EncodedLayer]:
     """``encode_layer`` of each named layer (module names) of a ``share_pruned`` model."""
     return {name: encode_layer(model.get_submodule(name), position_bits, use_huffman, name)
             for name in layers}
 
 
-def decode_model(architecture: str, layers: dict[str, EncodedLayer], device: torch.device | str = "cpu") -> nn.Module:
+def decode_model(architecture: str, layers: dict[str, EncodedLayer],
+                 device: torch.device | str = "cpu") -> nn.Module:
     """A fresh ``zoo.build_model(architecture)`` with the decoded weights and biases, in eval mode.
 
-    Every parameter of the model must come from ``layers``: nothing is left at its random initial value.
+    Every parameter of the model must come from ``layers``: nothing is left at its random initial
+    value.
     """
     model = build_model(architecture)
     expected = {name for name, _ in model.named_parameters()}
     given = {f"{name}.{part}" for name, code in layers.items() for part in ("weight", "bias")
              if part == "weight" or code.bias is not None}
     if expected != given:
-        raise ValueError(f"{architecture} has parameters {sorted(expected)}, the encoding gives {sorted(given)}")
+        raise ValueError(f"{architecture} has parameters {sorted(expected)}, the encoding gives "
+                         f"{sorted(given)}")
     with torch.no_grad():
         for name, code in layers.items():
-            layer = getattr(model, name)
+            layer = model.get_submodule(name)
             layer.weight.copy_(decode_weight(code))
             if code.bias is not None:
                 layer.bias.copy_(code.bias)

@@ -1,8 +1,9 @@
-"""The course's C program (``deploy/``, notebook 14) driven from Python, and the fixed-point file it reads.
+"""The course's C program (``deploy/``, notebook 14) driven from Python, and the fixed-point file it
+reads.
 
 ``deploy/`` is a dependency-free C99 program, ``dlcz``, that runs notebook 13's compact model files
-(``compact.write_compact``) and notebook 11's integer-only MLP (``fixed_point.FixedPointMLP``) on the
-IDX test digits. This module
+(``compact.write_compact``) and notebook 11's integer-only MLP (``fixed_point.FixedPointMLP``) on
+the IDX test digits. This module
 
 - finds a C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) and builds ``build/deploy/dlcz``
   when no up-to-date build exists (as ``make deploy`` does);
@@ -10,8 +11,8 @@ IDX test digits. This module
 - writes the fixed-point model file (``write_fixed``), whose format is documented in
   ``deploy/fixed.c`` and below, and reads it back (``read_fixed``).
 
-Without a compiler, :func:`build` raises :class:`NoCompilerError` with :data:`NO_COMPILER`, a message
-that says what to install; the notebook prints it and skips its C sections.
+Without a compiler, :func:`build` raises :class:`NoCompilerError` with :data:`NO_COMPILER`, a
+message that says what to install; the notebook prints it and skips its C sections.
 
 The fixed-point file, little-endian throughout (``u8``/``u16``/``u32`` unsigned, ``i8``... signed)::
 
@@ -48,9 +49,9 @@ BINARY = BUILD_DIR / "deploy" / "dlcz"
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra")  # as the Makefile's `make deploy`
 COMPILERS = ("cc", "gcc", "clang")
 NO_COMPILER = (
-    "No C compiler found (looked for $CC, cc, gcc and clang), so the C program cannot be built here. "
-    "Install one: `sudo apt install gcc` (Debian, Ubuntu), `xcode-select --install` (macOS), or "
-    "`conda install -c conda-forge c-compiler` (conda; Binder's environment.yml has it)."
+    "No C compiler found (looked for $CC, cc, gcc and clang), so the C program cannot be built "
+    "here. Install one: `sudo apt install gcc` (Debian, Ubuntu), `xcode-select --install` (macOS), "
+    "or `conda install -c conda-forge c-compiler` (conda; Binder's environment.yml has it)."
 )
 # Notebook 13's bits per layer: 8 for convolutions, 5 for fully connected layers (Han et al.);
 # LeNet-300-100 with 6 bits everywhere, as in Deep Compression's Table 2.
@@ -89,7 +90,8 @@ def find_compiler() -> list[str] | None:
 
 
 def compiler_version(compiler: list[str] | None = None) -> str:
-    """The first line of ``<compiler> --version`` (e.g. ``cc (Debian 12.2.0-14) 12.2.0``), or ``""``."""
+    """The first line of ``<compiler> --version`` (e.g. ``cc (Debian 12.2.0-14) 12.2.0``), or
+    ``""``."""
     compiler = compiler or find_compiler()
     if compiler is None:
         return ""
@@ -101,7 +103,8 @@ def library_bytes(folder: Path) -> int:
     """Bytes of the shared libraries (``.so``, ``.dylib``, ``.dll``, ``.pyd``) in ``folder``: what a
     Python runtime such as PyTorch or ONNX Runtime brings along."""
     patterns = ["*.so", "*.so.*", "*.dylib", "*.dll", "*.pyd"]
-    return sum(p.stat().st_size for pattern in patterns for p in Path(folder).glob(pattern) if p.is_file())
+    return sum(p.stat().st_size for pattern in patterns for p in Path(folder).glob(pattern)
+               if p.is_file())
 
 
 def compile_c(sources: list[Path], output: Path, flags: tuple[str, ...] = CFLAGS,
@@ -118,7 +121,8 @@ def compile_c(sources: list[Path], output: Path, flags: tuple[str, ...] = CFLAGS
                           capture_output=True, text=True)
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
-        raise CompileError(f"{' '.join(compiler)} failed (exit {done.returncode}):\n{done.stderr.strip()}")
+        raise CompileError(f"{' '.join(compiler)} failed (exit "
+                           f"{done.returncode}):\n{done.stderr.strip()}")
     os.replace(partial, output)  # atomic: a program run meanwhile never sees half a file
     return output
 
@@ -138,8 +142,9 @@ def is_up_to_date(binary: Path = BINARY, source_dir: Path = DEPLOY_DIR) -> bool:
 
 
 def build(binary: Path = BINARY, source_dir: Path = DEPLOY_DIR, force: bool = False) -> Path:
-    """The program ``build/deploy/dlcz``, compiled from ``deploy/*.c`` with ``cc -std=c99 -O2`` unless an
-    up-to-date build exists (or ``force``). Raises :class:`NoCompilerError` without a compiler."""
+    """The program ``build/deploy/dlcz``, compiled from ``deploy/*.c`` with ``cc -std=c99 -O2``
+    unless an up-to-date build exists (or ``force``). Raises :class:`NoCompilerError` without a
+    compiler."""
     if not force and is_up_to_date(binary, source_dir):
         return Path(binary)
     return compile_c(sorted(Path(source_dir).glob("*.c")), binary)
@@ -147,10 +152,12 @@ def build(binary: Path = BINARY, source_dir: Path = DEPLOY_DIR, force: bool = Fa
 
 # ---- running it ----
 
-def run_program(model_path: Path, *options: object, binary: Path = BINARY, timeout: float = 300) -> str:
-    """What ``dlcz [options] model_path`` prints; raises :class:`ProgramError` with its message if it fails."""
-    done = subprocess.run([str(binary), *map(str, options), str(model_path)], capture_output=True, text=True,
-                          timeout=timeout)
+def run_program(model_path: Path, *options: object, binary: Path = BINARY,
+                timeout: float = 300) -> str:
+    """What ``dlcz [options] model_path`` prints; raises :class:`ProgramError` with its message if
+    it fails."""
+    done = subprocess.run([str(binary), *map(str, options), str(model_path)], capture_output=True,
+                          text=True, timeout=timeout)
     if done.returncode != 0:
         raise ProgramError(done.stderr.strip() or f"dlcz exited with status {done.returncode}")
     return done.stdout
@@ -158,26 +165,31 @@ def run_program(model_path: Path, *options: object, binary: Path = BINARY, timeo
 
 def digit_options(n: int | None = None, images: Path | None = None, labels: Path | None = None,
                   mean: float | None = None, std: float | None = None) -> list[str]:
-    """The program's options for which digits to read and how to normalise them (its defaults when None)."""
+    """The program's options for which digits to read and how to normalise them (its defaults when
+    None)."""
     options = []
-    for flag, value in [("-n", n), ("--images", images), ("--labels", labels), ("--mean", mean), ("--std", std)]:
+    for flag, value in [("-n", n), ("--images", images), ("--labels", labels), ("--mean", mean),
+                        ("--std", std)]:
         if value is not None:
             options += [flag, repr(value) if isinstance(value, float) else str(value)]
     return options
 
 
-def c_logits(model_path: Path, n: int | None = None, images: Path | None = None, mean: float | None = None,
-             std: float | None = None, binary: Path = BINARY) -> np.ndarray:
-    """The program's class scores (digits, 10): float32 for a compact file, int64 for a fixed-point one.
-    Without ``images``, the MNIST test digits that ``prepare_mnist`` unpacks."""
+def c_logits(model_path: Path, n: int | None = None, images: Path | None = None,
+             mean: float | None = None, std: float | None = None,
+             binary: Path = BINARY) -> np.ndarray:
+    """The program's class scores (digits, 10): float32 for a compact file, int64 for a fixed-point
+    one. Without ``images``, the MNIST test digits that ``prepare_mnist`` unpacks."""
     images = images or prepare_mnist() / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
-    text = run_program(model_path, "--logits", *digit_options(n, images, None, mean, std), binary=binary)
+    text = run_program(model_path, "--logits", *digit_options(n, images, None, mean, std),
+                       binary=binary)
     dtype = np.int64 if is_fixed_file(model_path) else np.float32
     return np.loadtxt(text.splitlines(), dtype=dtype, ndmin=2)
 
 
-def c_predictions(model_path: Path, n: int | None = None, images: Path | None = None, mean: float | None = None,
-                  std: float | None = None, binary: Path = BINARY) -> np.ndarray:
+def c_predictions(model_path: Path, n: int | None = None, images: Path | None = None,
+                  mean: float | None = None, std: float | None = None,
+                  binary: Path = BINARY) -> np.ndarray:
     """The predicted class of each digit, (digits,) int64."""
     images = images or prepare_mnist() / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     text = run_program(model_path, *digit_options(n, images, None, mean, std), binary=binary)
@@ -196,9 +208,10 @@ class CRun:
     median_seconds: float
 
 
-ACCURACY_LINE = re.compile(r"^(?P<name>[\w-]+): accuracy (?P<acc>[0-9.]+) \((?P<correct>\d+) of (?P<digits>\d+) digits\)$",
-                           re.M)
-TIME_LINE = re.compile(r"^time per digit: (?P<mean>[0-9.]+) ms on average, (?P<median>[0-9.]+) ms median", re.M)
+ACCURACY_LINE = re.compile(r"^(?P<name>[\w-]+): accuracy (?P<acc>[0-9.]+) \((?P<correct>\d+) of "
+                           r"(?P<digits>\d+) digits\)$", re.M)
+TIME_LINE = re.compile(r"^time per digit: (?P<mean>[0-9.]+) ms on average, (?P<median>[0-9.]+) ms "
+                       r"median", re.M)
 
 
 def parse_accuracy(text: str) -> CRun:
@@ -210,24 +223,26 @@ def parse_accuracy(text: str) -> CRun:
                 float(time["mean"]) / 1e3, float(time["median"]) / 1e3)
 
 
-def c_accuracy(model_path: Path, n: int | None = None, mean: float | None = None, std: float | None = None,
-               binary: Path = BINARY) -> CRun:
+def c_accuracy(model_path: Path, n: int | None = None, mean: float | None = None,
+               std: float | None = None, binary: Path = BINARY) -> CRun:
     """Accuracy on the MNIST test digits, and the time per digit, measured by the program itself."""
     raw = prepare_mnist() / "MNIST" / "raw"
-    options = digit_options(n, raw / "t10k-images-idx3-ubyte", raw / "t10k-labels-idx1-ubyte", mean, std)
+    options = digit_options(n, raw / "t10k-images-idx3-ubyte", raw / "t10k-labels-idx1-ubyte",
+                            mean, std)
     return parse_accuracy(run_program(model_path, "--accuracy", *options, binary=binary))
 
 
 def c_function(name: str, path: Path = DEPLOY_DIR / "nets.c") -> str:
-    """The source of the C function ``name`` in ``path``, with the comment just above it, for reading in a
-    notebook (from its comment to the ``}`` that closes it in the first column)."""
+    """The source of the C function ``name`` in ``path``, with the comment just above it, for
+    reading in a notebook (from its comment to the ``}`` that closes it in the first column)."""
     lines = Path(path).read_text().splitlines()
     start = next((i for i, line in enumerate(lines)
                   if re.match(rf"^[A-Za-z_][\w \*]*\b{re.escape(name)}\(", line)), None)
     if start is None:
         raise ValueError(f"no function {name!r} in {path}")
     end = next(i for i in range(start, len(lines)) if lines[i] == "}")
-    while start > 0 and lines[start - 1].strip() and (lines[start - 1].lstrip().startswith(("/*", "*"))):
+    while (start > 0 and lines[start - 1].strip()
+           and (lines[start - 1].lstrip().startswith(("/*", "*")))):
         start -= 1
     return "\n".join(lines[start:end + 1])
 
@@ -235,16 +250,18 @@ def c_function(name: str, path: Path = DEPLOY_DIR / "nets.c") -> str:
 # ---- the compressed reference models, quickly (no retraining) ----
 
 def compressed_reference(architecture: str) -> nn.Module:
-    """The shipped pruned-and-retrained ``{architecture}_pruned`` checkpoint with its survivors shared by
-    k-means in :data:`DEPLOY_BITS` (a second or less: no fine-tuning); CPU, eval mode."""
+    """The shipped pruned-and-retrained ``{architecture}_pruned`` checkpoint with its survivors
+    shared by k-means in :data:`DEPLOY_BITS` (a second or less: no fine-tuning); CPU, eval mode."""
     from .deep_compression import share_pruned
     from .reference import pretrained
 
-    return share_pruned(pretrained(f"{architecture}_pruned", "cpu"), DEPLOY_BITS[architecture]).eval()
+    return share_pruned(pretrained(f"{architecture}_pruned", "cpu"),
+                        DEPLOY_BITS[architecture]).eval()
 
 
 def write_compressed(path: Path, architecture: str, model: nn.Module) -> int:
-    """Notebook 13's compact file of a pruned, shared ``model`` (8-bit gaps, Huffman-coded); its bytes."""
+    """Notebook 13's compact file of a pruned, shared ``model`` (8-bit gaps, Huffman-coded); its
+    bytes."""
     from .compact import write_compact
     from .deep_compression import encode_model
 
@@ -256,7 +273,8 @@ def write_compressed(path: Path, architecture: str, model: nn.Module) -> int:
 
 @dataclass
 class FixedLayer:
-    """One layer of a fixed-point file: integer weights (out, in) and biases (out,), int64 tensors."""
+    """One layer of a fixed-point file: integer weights (out, in) and biases (out,), int64
+    tensors."""
 
     weight: torch.Tensor
     bias: torch.Tensor
@@ -276,12 +294,14 @@ class FixedFile:
 def fixed_layers(model: FixedPointMLP) -> FixedFile:
     """The integers and formats of a ``FixedPointMLP``, as the file stores them."""
     return FixedFile(model.bits, model.frac["input"], [
-        FixedLayer(getattr(model, f"{name}_w"), getattr(model, f"{name}_b"), model.frac[f"{name}.weight"],
-                   model.frac[f"{name}.out"]) for name in model.names])
+        FixedLayer(getattr(model, f"{name}_w"), getattr(model, f"{name}_b"),
+                   model.frac[f"{name}.weight"], model.frac[f"{name}.out"])
+        for name in model.names])
 
 
 def check_fixed(content: FixedFile) -> None:
-    """Raise ``ValueError`` unless the C program can run ``content`` exactly (deploy/fixed.c's limits)."""
+    """Raise ``ValueError`` unless the C program can run ``content`` exactly (deploy/fixed.c's
+    limits)."""
     bits = content.bits
     if not 2 <= bits <= 16:
         raise ValueError(f"{bits}-bit words; the file holds 2 to 16 bits")
@@ -293,13 +313,15 @@ def check_fixed(content: FixedFile) -> None:
         if width != inputs:
             raise ValueError(f"layer {i} reads {width} inputs, not {inputs}")
         if not 1 <= outputs <= FIXED_MAX_UNITS or layer.bias.shape != (outputs,):
-            raise ValueError(f"layer {i}: {outputs} outputs and a bias of shape {tuple(layer.bias.shape)}")
+            raise ValueError(f"layer {i}: {outputs} outputs and a bias of shape "
+                             f"{tuple(layer.bias.shape)}")
         shift = frac_in + layer.frac_weight - layer.frac_out
         if not FIXED_SHIFTS[0] <= shift <= FIXED_SHIFTS[1]:
             raise ValueError(f"layer {i} shifts its sums by {shift} bits; the C program shifts "
                              f"{FIXED_SHIFTS[0]} to {FIXED_SHIFTS[1]} bits")
         for what, values, b in [("weight", layer.weight, bits), ("bias", layer.bias, 2 * bits)]:
-            if values.numel() and not (-(2 ** (b - 1)) <= int(values.min()) and int(values.max()) < 2 ** (b - 1)):
+            if values.numel() and not (-(2 ** (b - 1)) <= int(values.min())
+                                       and int(values.max()) < 2 ** (b - 1)):
                 raise ValueError(f"layer {i}: a {what} does not fit in {b} bits")
         frac_in, inputs = layer.frac_out, outputs
     if inputs != CLASSES:
@@ -311,11 +333,13 @@ def fixed_bytes(model: FixedPointMLP | FixedFile) -> bytes:
     content = model if isinstance(model, FixedFile) else fixed_layers(model)
     check_fixed(content)
     word = "<i1" if content.bits <= 8 else "<i2"
-    parts = [FIXED_MAGIC, struct.pack("<BBbB", FIXED_VERSION, content.bits, content.frac_input, len(content.layers))]
+    parts = [FIXED_MAGIC, struct.pack("<BBbB", FIXED_VERSION, content.bits, content.frac_input,
+                                      len(content.layers))]
     for layer in content.layers:
         outputs, inputs = layer.weight.shape
         parts += [struct.pack("<HHbb", outputs, inputs, layer.frac_weight, layer.frac_out),
-                  layer.weight.cpu().numpy().astype(word).tobytes(), layer.bias.cpu().numpy().astype("<i4").tobytes()]
+                  layer.weight.cpu().numpy().astype(word).tobytes(),
+                  layer.bias.cpu().numpy().astype("<i4").tobytes()]
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -342,20 +366,25 @@ def write_fixed(path: str | Path, model: FixedPointMLP | FixedFile) -> int:
 
 
 def is_fixed_file(path: str | Path) -> bool:
-    """Whether the file starts with the fixed-point magic (else the C program reads it as a compact file)."""
+    """Whether the file starts with the fixed-point magic (else the C program reads it as a compact
+    file)."""
     with open(path, "rb") as f:
         return f.read(4) == FIXED_MAGIC
 
 
 def parse_fixed(data: bytes) -> FixedFile:
-    """The content of a fixed-point file's bytes, checked by magic, CRC-32, version and ``check_fixed``."""
+    """The content of a fixed-point file's bytes, checked by magic, CRC-32, version and
+    ``check_fixed``."""
     if data[:4] != FIXED_MAGIC:
-        raise ValueError(f"not a fixed-point model file: it starts with {data[:4]!r}, not {FIXED_MAGIC!r}")
+        raise ValueError(f"not a fixed-point model file: it starts with {data[:4]!r}, not "
+                         f"{FIXED_MAGIC!r}")
     if len(data) < 9 or zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
-        raise ValueError("the file's CRC-32 does not match its contents: it was cut short or altered")
+        raise ValueError("the file's CRC-32 does not match its contents: it was cut short or "
+                         "altered")
     version, bits, frac_input, n_layers = struct.unpack_from("<BBbB", data, 4)
     if version != FIXED_VERSION:
-        raise ValueError(f"format version {version}; this course_utils reads version {FIXED_VERSION}")
+        raise ValueError(f"format version {version}; this course_utils reads version "
+                         f"{FIXED_VERSION}")
     body = data[:-4]
     word = np.dtype("<i1" if bits <= 8 else "<i2")
     try:
@@ -377,8 +406,8 @@ def _parse_layers(body: bytes, offset: int, n_layers: int, word: np.dtype) -> li
         offset += n * word.itemsize
         bias = np.frombuffer(body, "<i4", outputs, offset)
         offset += 4 * outputs
-        layers.append(FixedLayer(torch.from_numpy(weight.astype(np.int64)), torch.from_numpy(bias.astype(np.int64)),
-                                 frac_weight, frac_out))
+        layers.append(FixedLayer(torch.from_numpy(weight.astype(np.int64)),
+                                 torch.from_numpy(bias.astype(np.int64)), frac_weight, frac_out))
     if offset != len(body):
         raise ValueError(f"{len(body) - offset} unexpected bytes after the last layer")
     return layers

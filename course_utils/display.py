@@ -9,7 +9,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     """A Markdown table; numbers right-aligned, ints with thousands separators."""
 
     def cell(value: object) -> str:
-        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+        return (f"{value:,}" if isinstance(value, int) and not isinstance(value, bool)
+                else str(value))
 
     numeric = [all(isinstance(r[i], (int, float)) for r in rows) for i in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |",

@@ -138,7 +138,8 @@ def compare_tensors(expected: torch.Tensor, got: Any, atol: float, rtol: float) 
     if got.shape != expected.shape:
         return False, f"expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}"
     e, g = expected.detach().cpu(), got.detach().cpu()
-    if (e.is_floating_point(), e.dtype == torch.bool) != (g.is_floating_point(), g.dtype == torch.bool):
+    if (e.is_floating_point(), e.dtype == torch.bool) != (g.is_floating_point(),
+                                                          g.dtype == torch.bool):
         return False, f"expected {str(e.dtype).removeprefix('torch.')} values, got {short(got)}"
     if e.numel() == 0:
         return True, f"both empty, shape {tuple(e.shape)}"

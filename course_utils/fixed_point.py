@@ -23,11 +23,14 @@ ROUNDINGS = ("nearest", "stochastic")
 
 
 def check_format(bits: int, frac_bits: int) -> None:
-    """Raise ``ValueError`` unless ``bits`` is an integer in 2..32 and ``frac_bits`` one in -32..64."""
+    """Raise ``ValueError`` unless ``bits`` is an integer in 2..32 and ``frac_bits`` one in
+    -32..64."""
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 32:
         raise ValueError(f"bits must be an integer in 2..32, got {bits!r}")
-    if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or not MIN_FRAC_BITS <= frac_bits <= MAX_FRAC_BITS:
-        raise ValueError(f"frac_bits must be an integer in {MIN_FRAC_BITS}..{MAX_FRAC_BITS}, got {frac_bits!r}")
+    if (isinstance(frac_bits, bool) or not isinstance(frac_bits, int)
+        or not MIN_FRAC_BITS <= frac_bits <= MAX_FRAC_BITS):
+        raise ValueError(f"frac_bits must be an integer in {MIN_FRAC_BITS}..{MAX_FRAC_BITS}, got "
+                         f"{frac_bits!r}")
 
 
 def int_range(bits: int) -> tuple[int, int]:
@@ -36,7 +39,8 @@ def int_range(bits: int) -> tuple[int, int]:
 
 
 def real_range(bits: int, frac_bits: int) -> tuple[float, float]:
-    """The smallest and largest reals of ``<bits, frac_bits>``; the step between neighbours is ``2**-frac_bits``."""
+    """The smallest and largest reals of ``<bits, frac_bits>``; the step between neighbours is
+    ``2**-frac_bits``."""
     check_format(bits, frac_bits)
     lo, hi = int_range(bits)
     return lo * 2.0**-frac_bits, hi * 2.0**-frac_bits
@@ -49,12 +53,14 @@ def saturate(q: torch.Tensor, bits: int) -> torch.Tensor:
 
 def rounded_steps(x: torch.Tensor, bits: int, frac_bits: int, rounding: str = "nearest",
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """``x`` in units of the step ``2**-frac_bits``, rounded to an integer and saturated (a float tensor).
+    """``x`` in units of the step ``2**-frac_bits``, rounded to an integer and saturated (a float
+    tensor).
 
-    With ``s = x 2^F`` split into ``floor(s)`` and a fraction in [0, 1): ``"nearest"`` rounds up when
-    the fraction is at least 1/2 (half up, as adding half a step and truncating does in hardware);
-    ``"stochastic"`` rounds up with probability equal to the fraction (Gupta et al. 2015), so that
-    ``E[q 2^-F] = x``. float32 holds every integer of up to 24 bits; float64 is used beyond.
+    With ``s = x 2^F`` split into ``floor(s)`` and a fraction in [0, 1): ``"nearest"`` rounds up
+    when the fraction is at least 1/2 (half up, as adding half a step and truncating does in
+    hardware); ``"stochastic"`` rounds up with probability equal to the fraction (Gupta et al.
+    2015), so that ``E[q 2^-F] = x``. float32 holds every integer of up to 24 bits; float64 is used
+    beyond.
     """
     check_format(bits, frac_bits)
     if rounding not in ROUNDINGS:
@@ -84,13 +90,14 @@ def from_fixed(q: torch.Tensor, frac_bits: int) -> torch.Tensor:
 
 def round_to_fixed(x: torch.Tensor, bits: int, frac_bits: int, rounding: str = "nearest",
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """``x`` moved to the nearest (or a stochastically chosen neighbouring) value of ``<bits, frac_bits>``,
-    in ``x``'s dtype and device."""
+    """``x`` moved to the nearest (or a stochastically chosen neighbouring) value of
+    ``<bits, frac_bits>``, in ``x``'s dtype and device."""
     return rounded_steps(x, bits, frac_bits, rounding, generator).mul_(2.0**-frac_bits).to(x.dtype)
 
 
 def frac_bits_for(x: torch.Tensor, bits: int) -> int:
-    """Fractional bits that fit the range of ``x``: ``F = W - 1 - ceil(log2 max|x|)``, within -32..64."""
+    """Fractional bits that fit the range of ``x``: ``F = W - 1 - ceil(log2 max|x|)``, within
+    -32..64."""
     check_format(bits, 0)
     largest = x.detach().abs().max().item()
     if largest == 0:
@@ -108,17 +115,19 @@ def saturated_count(x: torch.Tensor, bits: int, frac_bits: int) -> int:
 
 
 def range_and_precision(x: torch.Tensor, bits: int, frac_bits: int) -> tuple[float, float]:
-    """Fraction of ``x`` outside the range of ``<bits, frac_bits>`` (saturated), and the mean absolute
-    rounding error of the values inside it (at most half a step, ``2**-frac_bits / 2``)."""
+    """Fraction of ``x`` outside the range of ``<bits, frac_bits>`` (saturated), and the mean
+    absolute rounding error of the values inside it (at most half a step, ``2**-frac_bits / 2``)."""
     lo, hi = real_range(bits, frac_bits)
     x = x.detach().flatten().double()
-    inside = (x >= lo - 2.0 ** -(frac_bits + 1)) & (x < hi + 2.0 ** -(frac_bits + 1))  # rounds to a level in range
+    # rounds to a level in range
+    inside = (x >= lo - 2.0 ** -(frac_bits + 1)) & (x < hi + 2.0 ** -(frac_bits + 1))
     error = (round_to_fixed(x[inside], bits, frac_bits) - x[inside]).abs()
     return 1 - inside.double().mean().item(), error.mean().item() if len(error) else 0.0
 
 
 def bit_string(q: int, bits: int) -> str:
-    """The ``bits``-bit two's complement pattern of the integer ``q``, most significant bit first."""
+    """The ``bits``-bit two's complement pattern of the integer ``q``, most significant bit
+    first."""
     lo, hi = int_range(bits)
     if not lo <= q <= hi:
         raise ValueError(f"{q} does not fit in {bits} bits")
@@ -126,27 +135,29 @@ def bit_string(q: int, bits: int) -> str:
 
 
 def shift_round(acc: torch.Tensor, shift: int) -> torch.Tensor:
-    """``acc * 2**-shift`` rounded half up, with integer operations only: ``(acc + 2^(shift-1)) >> shift``
-    (an arithmetic right shift) for ``shift > 0``, a left shift for ``shift < 0``."""
+    """``acc * 2**-shift`` rounded half up, with integer operations only:
+    ``(acc + 2^(shift-1)) >> shift`` (an arithmetic right shift) for ``shift > 0``, a left shift for
+    ``shift < 0``."""
     if shift > 0:
         return (acc + (1 << (shift - 1))) >> shift
     return acc << -shift
 
 
 def limbs(q: torch.Tensor, n: int) -> list[torch.Tensor]:
-    """Split integers into ``n`` 8-bit limbs, ``q = sum_i limb_i 2^(8 i)``: the lower limbs in 0..255,
-    the top one signed (int32 tensors)."""
+    """Split integers into ``n`` 8-bit limbs, ``q = sum_i limb_i 2^(8 i)``: the lower limbs in
+    0..255, the top one signed (int32 tensors)."""
     return [(q >> 8 * i if i == n - 1 else (q >> 8 * i) & 255).int() for i in range(n)]
 
 
 def int_matmul(a: torch.Tensor, b: torch.Tensor, bits: int) -> torch.Tensor:
-    """Exact ``a @ b.T`` of integer matrices ``(M, K)`` and ``(N, K)`` of at most ``bits`` bits: ``(M, N)`` int64.
+    """Exact ``a @ b.T`` of integer matrices ``(M, K)`` and ``(N, K)`` of at most ``bits`` bits:
+    ``(M, N)`` int64.
 
     PyTorch's int64 matrix product has no fast kernel; its int32 one does, on the CPU. When every
-    product and the whole sum fit in int32 (``2 (bits - 1) + bit_length(K) <= 31``) one int32 product
-    does; otherwise, as wide multipliers are built in hardware, the values are split into 8-bit limbs
-    whose products (below 2^16, summed over K < 2^15 terms) are exact in int32, and combined, shifted,
-    in an int64 accumulator.
+    product and the whole sum fit in int32 (``2 (bits - 1) + bit_length(K) <= 31``) one int32
+    product does; otherwise, as wide multipliers are built in hardware, the values are split into
+    8-bit limbs whose products (below 2^16, summed over K < 2^15 terms) are exact in int32, and
+    combined, shifted, in an int64 accumulator.
     """
     k = a.shape[1]
     if k >= 2**15:
@@ -170,14 +181,17 @@ class FixedPointMLP(nn.Module):
     (``saturated_biases`` counts them per layer). Per layer: integer products summed in int64,
     plus the bias, ReLU, then an arithmetic right shift with rounding to the next layer's format,
     saturating.
-    ``forward`` returns the integer logits ``(B, classes)``; their value is ``q * 2**-frac["<last>.out"]``.
+    ``forward`` returns the integer logits ``(B, classes)``; their value is
+    ``q * 2**-frac["<last>.out"]``.
     """
 
     @torch.no_grad()
-    def __init__(self, model: nn.Module, bits: int, calibration: torch.Tensor, dynamic: bool = True):
+    def __init__(self, model: nn.Module, bits: int, calibration: torch.Tensor,
+                 dynamic: bool = True):
         super().__init__()
         if not isinstance(bits, int) or not 2 <= bits <= 16:
-            raise ValueError(f"bits must be an integer in 2..16 (biases take 2 * bits), got {bits!r}")
+            raise ValueError("bits must be an integer in 2..16 (biases take 2 * bits), got "
+                             f"{bits!r}")
         self.bits = bits
         layers = {name: (m.weight.detach().cpu(), m.bias.detach().cpu())
                   for name, m in model.named_children() if isinstance(m, nn.Linear)}
@@ -188,7 +202,8 @@ class FixedPointMLP(nn.Module):
             x = x if i == len(layers) - 1 else x.relu()
             tensors[f"{name}.weight"], tensors[f"{name}.out"] = weight, x
         shared = frac_bits_for(torch.stack([t.abs().max() for t in tensors.values()]), bits)
-        self.frac = {key: frac_bits_for(t, bits) if dynamic else shared for key, t in tensors.items()}
+        self.frac = {key: frac_bits_for(t, bits) if dynamic else shared
+                     for key, t in tensors.items()}
         self.names = list(layers)
         self.saturated_biases: dict[str, int] = {}  # per layer; a warning says when any is not 0
         frac_in = self.frac["input"]
@@ -205,14 +220,17 @@ class FixedPointMLP(nn.Module):
                           stacklevel=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = to_fixed(x.cpu().flatten(1), self.bits, self.frac["input"])  # (B, 784) the one float-to-integer step
+        # (B, 784) the one float-to-integer step
+        q = to_fixed(x.cpu().flatten(1), self.bits, self.frac["input"])
         frac_in = self.frac["input"]
         for i, name in enumerate(self.names):
             frac_w, frac_out = self.frac[f"{name}.weight"], self.frac[f"{name}.out"]
-            acc = int_matmul(q, getattr(self, f"{name}_w"), self.bits) + getattr(self, f"{name}_b")  # (B, out) int64
+            # (B, out) int64
+            acc = int_matmul(q, getattr(self, f"{name}_w"), self.bits) + getattr(self, f"{name}_b")
             if i < len(self.names) - 1:
                 acc = acc.clamp(min=0)  # ReLU on integers
-            q = saturate(shift_round(acc, frac_in + frac_w - frac_out), self.bits)  # (B, out) in <bits, frac_out>
+            # (B, out) in <bits, frac_out>
+            q = saturate(shift_round(acc, frac_in + frac_w - frac_out), self.bits)
             frac_in = frac_out
         return q
 

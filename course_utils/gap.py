@@ -68,10 +68,9 @@ class DropoutLeNet5(CaffeLeNet5):
         super().__init__()
         self.dropout = nn.Dropout(p)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x).flatten(1)  # (B, 800)
-        x = self.dropout(F.relu(self.fc1(x)))  # (B, 500)
-        return self.fc2(x)  # (B, 10)
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """fc1 and its ReLU, then dropout: (B, 800) -> (B, 500); the rest is CaffeLeNet5's."""
+        return self.dropout(super().hidden(x))
 
 
 def mlpconv(c_in: int, c_out: int, kernel_size: int, depth: int,

@@ -30,7 +30,8 @@ def int8_kernels_available() -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             q = torch.quantize_per_tensor(torch.zeros(1, 4), 0.1, 0, torch.quint8)
-            packed = torch.ops.quantized.linear_prepack(torch.quantize_per_tensor(torch.zeros(2, 4), 0.1, 0, torch.qint8), None)
+            packed = torch.ops.quantized.linear_prepack(
+                torch.quantize_per_tensor(torch.zeros(2, 4), 0.1, 0, torch.qint8), None)
             torch.ops.quantized.linear(q, packed, 0.1, 0)
         return hasattr(torch.ops.quantized, "conv2d_relu")
     except (AttributeError, RuntimeError, NotImplementedError):
@@ -38,12 +39,14 @@ def int8_kernels_available() -> bool:
 
 
 def quantize_weight(weight: torch.Tensor) -> torch.Tensor:
-    """Symmetric per-output-channel int8: ``scale_c = max |W_c| / 127``, zero point 0 (a qint8 tensor)."""
+    """Symmetric per-output-channel int8: ``scale_c = max |W_c| / 127``, zero point 0 (a qint8
+    tensor)."""
     w = weight.detach().float().cpu()
     scale = (w.reshape(w.shape[0], -1).abs().amax(dim=1) / 127).clamp(min=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.quantize_per_channel(w, scale.double(), torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
+        return torch.quantize_per_channel(w, scale.double(),
+                                          torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
 
 
 def activation_qparams(x: torch.Tensor) -> tuple[float, int]:
@@ -74,8 +77,9 @@ class Int8Model(nn.Module):
     def pack_conv(self, name: str, layer: nn.Conv2d):
         q = quantize_weight(layer.weight)
         self.int_weights[name] = q
-        return torch.ops.quantized.conv2d_prepack(q, layer.bias.detach().float().cpu(), list(layer.stride),
-                                                  list(layer.padding), list(layer.dilation), layer.groups)
+        return torch.ops.quantized.conv2d_prepack(q, layer.bias.detach().float().cpu(),
+                                                  list(layer.stride), list(layer.padding),
+                                                  list(layer.dilation), layer.groups)
 
     def stored_bytes(self) -> int:
         """Bytes ``torch.save`` writes for what this model needs: int8 weights, their per-channel
@@ -85,7 +89,8 @@ class Int8Model(nn.Module):
             tensors[f"{name}.int8"] = q.int_repr()
             tensors[f"{name}.scales"] = q.q_per_channel_scales().float()
         tensors.update({f"{name}.bias": b for name, b in self.biases.items()})
-        tensors["activations"] = torch.tensor([v for scale, zp in self.qparams.values() for v in (scale, zp)])
+        tensors["activations"] = torch.tensor([v for scale, zp in self.qparams.values()
+                                               for v in (scale, zp)])
         return serialized_bytes(tensors)
 
 
@@ -106,9 +111,12 @@ class Int8LeNet5(Int8Model):
                         [("input", x), ("conv1", a1), ("conv2", a2), ("fc1", a3), ("fc2", logits)]}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.packed = {"conv1": self.pack_conv("conv1", model.conv1), "conv2": self.pack_conv("conv2", model.conv2),
-                           "fc1": self.pack_linear("fc1", model.fc1), "fc2": self.pack_linear("fc2", model.fc2)}
-        self.biases = {name: getattr(model, name).bias.detach().clone() for name in self.packed}
+            self.packed = {"conv1": self.pack_conv("conv1", model.conv1),
+                           "conv2": self.pack_conv("conv2", model.conv2),
+                           "fc1": self.pack_linear("fc1", model.fc1),
+                           "fc2": self.pack_linear("fc2", model.fc2)}
+        self.biases = {name: model.get_submodule(name).bias.detach().clone()
+                       for name in self.packed}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ops, p, qp = torch.ops.quantized, self.packed, self.qparams
@@ -120,7 +128,8 @@ class Int8LeNet5(Int8Model):
 
 
 class Int8MLP(Int8Model):
-    """An ``MLP`` (e.g. LeNet-300-100) in int8, calibrated on ``calibration`` inputs (B, 1, 28, 28). CPU only."""
+    """An ``MLP`` (e.g. LeNet-300-100) in int8, calibrated on ``calibration`` inputs (B, 1, 28, 28).
+    CPU only."""
 
     @torch.no_grad()
     def __init__(self, model: MLP, calibration: torch.Tensor):
@@ -133,8 +142,10 @@ class Int8MLP(Int8Model):
                         [("input", x), ("fc1", a1), ("fc2", a2), ("fc3", model.fc3(a2))]}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.packed = {name: self.pack_linear(name, getattr(model, name)) for name in ["fc1", "fc2", "fc3"]}
-        self.biases = {name: getattr(model, name).bias.detach().clone() for name in self.packed}
+            self.packed = {name: self.pack_linear(name, model.get_submodule(name))
+                           for name in ["fc1", "fc2", "fc3"]}
+        self.biases = {name: model.get_submodule(name).bias.detach().clone()
+                       for name in self.packed}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ops, p, qp = torch.ops.quantized, self.packed, self.qparams

@@ -14,7 +14,8 @@ from torch import nn
 
 
 class LinearNet(nn.Module):
-    """One fully connected layer: 784 pixels -> 10 class scores (multinomial logistic regression)."""
+    """One fully connected layer: 784 pixels -> 10 class scores (multinomial logistic
+    regression)."""
 
     def __init__(self):
         super().__init__()
@@ -70,8 +71,8 @@ class LeNet(nn.Module):
 
 
 class LeNet300(MLP):
-    """LeNet-300-100 (LeCun et al. 1998; Han et al. 2015's first MNIST model): the MLP 784-300-100-10,
-    266,610 parameters."""
+    """LeNet-300-100 (LeCun et al. 1998; Han et al. 2015's first MNIST model): the MLP
+    784-300-100-10, 266,610 parameters."""
 
     def __init__(self):
         super().__init__(hidden=(300, 100))
@@ -96,9 +97,13 @@ class CaffeLeNet5(nn.Module):
         x = F.relu(F.max_pool2d(self.conv1(x), 2))  # (B, 20, 24, 24) -> (B, 20, 12, 12)
         return F.relu(F.max_pool2d(self.conv2(x), 2))  # (B, 50, 8, 8) -> (B, 50, 4, 4)
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """fc1 and its ReLU: (B, 800) -> (B, 500), the input of the last layer."""
+        return F.relu(self.fc1(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x).flatten(1)  # (B, 800)
-        x = F.relu(self.fc1(x))  # (B, 500)
+        x = self.hidden(x)  # (B, 500)
         return self.fc2(x)  # (B, 10)
 
 

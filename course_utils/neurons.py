@@ -19,7 +19,8 @@ def incoming_norms(fc_in: nn.Linear) -> torch.Tensor:
 
 
 def outgoing_norms(fc_out: nn.Linear) -> torch.Tensor:
-    """L2 norm of each neuron's outgoing weights: the columns of ``fc_out.weight``, shape ``(in,)``."""
+    """L2 norm of each neuron's outgoing weights: the columns of ``fc_out.weight``, shape
+    ``(in,)``."""
     return fc_out.weight.norm(dim=0)
 
 
@@ -37,7 +38,8 @@ def l1_penalty(*layers: nn.Linear) -> torch.Tensor:
 
 
 def connected_neurons(fc_in: nn.Linear, fc_out: nn.Linear) -> torch.Tensor:
-    """Boolean ``(hidden,)``: True for neurons with at least one nonzero incoming *and* outgoing weight."""
+    """Boolean ``(hidden,)``: True for neurons with at least one nonzero incoming *and* outgoing
+    weight."""
     has_input = (fc_in.weight != 0).any(dim=1)
     has_output = (fc_out.weight != 0).any(dim=0)
     return has_input & has_output
@@ -45,7 +47,8 @@ def connected_neurons(fc_in: nn.Linear, fc_out: nn.Linear) -> torch.Tensor:
 
 @torch.no_grad()
 def shrink_pair(fc_in: nn.Linear, fc_out: nn.Linear, keep: torch.Tensor,
-                activation: Callable[[torch.Tensor], torch.Tensor] = torch.relu) -> tuple[nn.Linear, nn.Linear]:
+                activation: Callable[[torch.Tensor], torch.Tensor] = torch.relu
+                ) -> tuple[nn.Linear, nn.Linear]:
     """New, smaller dense layers with only the hidden neurons where ``keep`` is True.
 
     A removed neuron with no incoming weights still outputs the constant ``activation(bias)``;

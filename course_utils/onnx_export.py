@@ -27,22 +27,26 @@ OPSET = 17
 INPUT, OUTPUT = "digits", "scores"
 # The forward pass of each exportable architecture (models.py), as a chain of steps.
 GRAPHS = {
-    "lenet5": ["conv1", "maxpool", "relu", "conv2", "maxpool", "relu", "flatten", "fc1", "relu", "fc2"],
+    "lenet5":
+        ["conv1", "maxpool", "relu", "conv2", "maxpool", "relu", "flatten", "fc1", "relu", "fc2"],
     "lenet300": ["flatten", "fc1", "relu", "fc2", "relu", "fc3"],
 }
 
 
 def _decoding(name: str, code: EncodedLayer) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
-    """Initializers and nodes that rebuild layer ``name``'s weight as the tensor ``{name}.weight``."""
+    """Initializers and nodes that rebuild layer ``name``'s weight as the tensor
+    ``{name}.weight``."""
     if code.value_bits > 8 or code.position_bits > 8:
-        raise ValueError(f"{name}: the ONNX form stores indices and gaps in one byte, so at most 8 bits each")
+        raise ValueError(f"{name}: the ONNX form stores indices and gaps in one byte, so at most 8 "
+                         "bits each")
     values, gaps = entry_streams(code)
     table = np.concatenate([[0.0], code.codebook.cpu().numpy()]).astype(np.float32)
     init = [numpy_helper.from_array(table, f"{name}.table"),
             numpy_helper.from_array(values.astype(np.uint8), f"{name}.value_index"),
             numpy_helper.from_array(gaps.astype(np.uint8), f"{name}.gap"),
             numpy_helper.from_array(np.array(code.shape, dtype=np.int64), f"{name}.shape"),
-            numpy_helper.from_array(np.array([np.prod(code.shape)], dtype=np.int64), f"{name}.numel")]
+            numpy_helper.from_array(np.array([np.prod(code.shape)], dtype=np.int64),
+                                    f"{name}.numel")]
     if code.bias is not None:
         bias = code.bias.cpu().numpy().astype(np.float32)
         init.append(numpy_helper.from_array(bias, f"{name}.bias"))
@@ -56,7 +60,8 @@ def _decoding(name: str, code: EncodedLayer) -> tuple[list[onnx.TensorProto], li
         helper.make_node("Gather", [f"{name}.table", t + "index64"], [t + "values"]),
         helper.make_node("ConstantOfShape", [f"{name}.numel"], [t + "zeros"],
                          value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])),
-        helper.make_node("ScatterElements", [t + "zeros", t + "positions", t + "values"], [t + "flat"], axis=0),
+        helper.make_node("ScatterElements", [t + "zeros", t + "positions", t + "values"],
+                         [t + "flat"], axis=0),
         helper.make_node("Reshape", [t + "flat", f"{name}.shape"], [f"{name}.weight"]),
     ]
     return init, nodes
@@ -94,7 +99,8 @@ def chain_model(name: str, steps: list[str], layer: LayerBuilder,
             nodes += more
         x = y
     graph = helper.make_graph(
-        nodes, name, [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        nodes, name,
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 1, 28, 28])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 10])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="dl-course")

@@ -1,24 +1,26 @@
 """int8 inference through ONNX Runtime's maintained quantizer (notebook 14).
 
 The float model is exported to ONNX (fp32 weights, the graph written with ``onnx.helper`` as
-``onnx_export`` does: no ``torch.onnx`` exporter needed; LeNet-5's ReLU before each pooling, the same
-function, see :data:`FLOAT_GRAPHS`), then ``onnxruntime.quantization.quantize_static``
+``onnx_export`` does: no ``torch.onnx`` exporter needed; LeNet-5's ReLU before each pooling, the
+same function, see :data:`FLOAT_GRAPHS`), then ``onnxruntime.quantization.quantize_static``
 rewrites it for int8 inference:
 
 - **QDQ format**: a ``QuantizeLinear``/``DequantizeLinear`` pair around each tensor to be held in
-  8 bits; when it loads the file, ONNX Runtime fuses each pattern ``DQ -> Conv -> Q`` into one integer
-  kernel (``QLinearConv``, ``QGemm``), which multiplies 8-bit integers and sums them in int32.
+  8 bits; when it loads the file, ONNX Runtime fuses each pattern ``DQ -> Conv -> Q`` into one
+  integer kernel (``QLinearConv``, ``QGemm``), which multiplies 8-bit integers and sums them in
+  int32.
 - **Weights** int8, symmetric, one scale **per output channel**; **activations** uint8 with a scale
   and zero point per tensor, calibrated (``CalibrationMethod.MinMax``) on validation digits fed by a
   :class:`DigitReader`, never on test digits.
 
-x86 CPUs multiply 8-bit integers with one of two instruction sequences. With AVX-512 VNNI (Intel since
-Cascade Lake, AMD since Zen 4) or AVX-VNNI (Intel since Alder Lake), ``VPDPBUSD`` multiplies unsigned by
-signed bytes and adds each group of four products into an int32 lane in one instruction. With AVX2
-only, ``VPMADDUBSW`` adds pairs of products into int16 lanes, which saturate (255 * 127 * 2 > 32767), and
-``VPMADDWD`` widens them to int32: more instructions, and a possible overflow that ONNX Runtime's
-documentation avoids with ``reduce_range`` (7-bit weights) on such CPUs. :func:`cpu_features` reads
-which of these the processor has, so that every speedup is printed beside them.
+x86 CPUs multiply 8-bit integers with one of two instruction sequences. With AVX-512 VNNI (Intel
+since Cascade Lake, AMD since Zen 4) or AVX-VNNI (Intel since Alder Lake), ``VPDPBUSD`` multiplies
+unsigned by signed bytes and adds each group of four products into an int32 lane in one instruction.
+With AVX2 only, ``VPMADDUBSW`` adds pairs of products into int16 lanes, which saturate
+(255 * 127 * 2 > 32767), and ``VPMADDWD`` widens them to int32: more instructions, and a possible
+overflow that ONNX Runtime's documentation avoids with ``reduce_range`` (7-bit weights) on such
+CPUs. :func:`cpu_features` reads which of these the processor has, so that every speedup is printed
+beside them.
 """
 
 from __future__ import annotations
@@ -43,15 +45,16 @@ from torch import nn
 from .onnx_export import GRAPHS, INPUT, chain_model, weight_node
 from .timing import median_seconds
 
-# The float graphs: onnx_export's steps, with LeNet-5's ReLU moved before each pooling. The function is
-# the same (ReLU and max pooling commute: both keep the order of values), but the quantizer can then
-# fuse Conv + ReLU into one integer kernel and pool the 8-bit values directly, instead of
+# The float graphs: onnx_export's steps, with LeNet-5's ReLU moved before each pooling. The function
+# is the same (ReLU and max pooling commute: both keep the order of values), but the quantizer can
+# then fuse Conv + ReLU into one integer kernel and pool the 8-bit values directly, instead of
 # dequantizing to pool in fp32 and quantizing again.
-FLOAT_GRAPHS = {**GRAPHS, "lenet5": ["conv1", "relu", "maxpool", "conv2", "relu", "maxpool", "flatten", "fc1",
-                                     "relu", "fc2"]}
+FLOAT_GRAPHS = {**GRAPHS,
+                "lenet5": ["conv1", "relu", "maxpool", "conv2", "relu", "maxpool", "flatten", "fc1",
+                           "relu", "fc2"]}
 # /proc/cpuinfo flag -> the name printed
-CPU_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
-             "amx_int8": "AMX-INT8"}
+CPU_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI",
+             "avx_vnni": "AVX-VNNI", "amx_int8": "AMX-INT8"}
 
 
 def cpu_features(cpuinfo: str | None = None) -> dict[str, bool] | None:
@@ -73,11 +76,13 @@ def features_line(features: dict[str, bool] | None) -> str:
     """One line for printing beside a speedup: ``AVX2 yes, AVX-512 no, ...``."""
     if features is None:
         return "CPU features unknown (no /proc/cpuinfo)"
-    return "CPU: " + ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in features.items())
+    return "CPU: " + ", ".join(f"{name} {'yes' if present else 'no'}"
+                               for name, present in features.items())
 
 
 def features_short(features: dict[str, bool] | None) -> str:
-    """The features present, for a table column: ``AVX2 AVX-512 AVX-512 VNNI``, or ``none of them``."""
+    """The features present, for a table column: ``AVX2 AVX-512 AVX-512 VNNI``, or
+    ``none of them``."""
     if features is None:
         return "unknown"
     return " + ".join(name for name, present in features.items() if present) or "none of them"
@@ -91,10 +96,12 @@ def has_vnni(features: dict[str, bool] | None) -> bool:
 # ---- the float model in ONNX ----
 
 def float_onnx(architecture: str, model: nn.Module) -> onnx.ModelProto:
-    """The fp32 ONNX graph of a float ``lenet5`` or ``lenet300`` (the steps of :data:`FLOAT_GRAPHS`), with
-    dense weights: input ``digits`` (B, 1, 28, 28), output ``scores`` (B, 10)."""
+    """The fp32 ONNX graph of a float ``lenet5`` or ``lenet300`` (the steps of
+    :data:`FLOAT_GRAPHS`), with dense weights: input ``digits`` (B, 1, 28, 28), output ``scores``
+    (B, 10)."""
     if architecture not in FLOAT_GRAPHS:
-        raise ValueError(f"no ONNX graph for {architecture!r}; choose one of {sorted(FLOAT_GRAPHS)}")
+        raise ValueError(f"no ONNX graph for {architecture!r}; choose one of "
+                         f"{sorted(FLOAT_GRAPHS)}")
 
     def layer(step: str, x: str, y: str) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
         module = model.get_submodule(step)
@@ -131,29 +138,33 @@ class DigitReader(CalibrationDataReader):
 
 def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: torch.Tensor,
                   reduce_range: bool | None = None) -> int:
-    """Quantize the fp32 ONNX file to int8 with ``quantize_static``: QDQ format, per-channel int8 weights,
-    uint8 activations calibrated (min and max) on ``calibration`` digits; returns the file's bytes.
+    """Quantize the fp32 ONNX file to int8 with ``quantize_static``: QDQ format, per-channel int8
+    weights, uint8 activations calibrated (min and max) on ``calibration`` digits; returns the
+    file's bytes.
 
-    ``reduce_range`` (7-bit weights) defaults to what ONNX Runtime advises for this CPU: on when it has
-    no VNNI instruction. ``quant_pre_process`` (shape inference, graph clean-up) runs first, as advised.
+    ``reduce_range`` (7-bit weights) defaults to what ONNX Runtime advises for this CPU: on when it
+    has no VNNI instruction. ``quant_pre_process`` (shape inference, graph clean-up) runs first, as
+    advised.
     """
     int8_path = Path(int8_path)
     prepared = int8_path.with_name(int8_path.stem + ".prepared.onnx")
     quant_pre_process(str(fp32_path), str(prepared))
     if reduce_range is None:
         reduce_range = not has_vnni(cpu_features())
-    quantize_static(str(prepared), str(int8_path), DigitReader(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    quantize_static(str(prepared), str(int8_path), DigitReader(calibration),
+                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
     prepared.unlink()
     return int8_path.stat().st_size
 
 
 # ---- running and timing ----
 
-def session(path: str | Path, threads: int = 1, optimized_path: str | Path | None = None) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session on ``threads`` threads (1: the single-thread comparisons of notebook 14).
-    With ``optimized_path``, ONNX Runtime writes the graph it actually runs there."""
+def session(path: str | Path, threads: int = 1,
+            optimized_path: str | Path | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session on ``threads`` threads (1: the single-thread comparisons of
+    notebook 14). With ``optimized_path``, ONNX Runtime writes the graph it actually runs there."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = threads
     options.log_severity_level = 3  # errors only
@@ -178,7 +189,8 @@ def ort_accuracy(sess: ort.InferenceSession, x: torch.Tensor, y: torch.Tensor) -
     return (ort_scores(sess, x).argmax(1) == y.cpu()).float().mean().item()
 
 
-def ort_seconds(sess: ort.InferenceSession, batch_size: int, repeats: int = 50, warmup: int = 5) -> float:
+def ort_seconds(sess: ort.InferenceSession, batch_size: int, repeats: int = 50,
+                warmup: int = 5) -> float:
     """Median seconds of one ``run`` on a batch of ``batch_size`` zero digits."""
     x = np.zeros((batch_size, 1, 28, 28), dtype=np.float32)
     return median_seconds(lambda: sess.run(None, {INPUT: x}), repeats, warmup)

@@ -11,11 +11,14 @@ from torch import nn
 
 
 def show_digits(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | None = None,
-                preds: Sequence[int] | torch.Tensor | None = None, ncols: int = 10, scale: float = 1.0) -> plt.Figure:
-    """A grid of digits ``(N, H, W)`` or ``(N, 1, H, W)``, titled with labels (and predictions in red when wrong)."""
+                preds: Sequence[int] | torch.Tensor | None = None, ncols: int = 10,
+                scale: float = 1.0) -> plt.Figure:
+    """A grid of digits ``(N, H, W)`` or ``(N, 1, H, W)``, titled with labels (and predictions in
+    red when wrong)."""
     images = images.detach().cpu().reshape(len(images), *images.shape[-2:]).numpy()
     nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * 1.15 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * 1.15 * nrows),
+                             squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= len(images):
@@ -31,7 +34,8 @@ def show_digits(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
     return fig
 
 
-def _draw_losses(ax: plt.Axes, step_loss: Sequence[float], steps_per_epoch: int, val_acc: Sequence[float]) -> None:
+def _draw_losses(ax: plt.Axes, step_loss: Sequence[float], steps_per_epoch: int,
+                 val_acc: Sequence[float]) -> None:
     steps = np.arange(1, len(step_loss) + 1)
     ax.plot(steps, step_loss, lw=0.6, alpha=0.4, label="minibatch loss")
     window = max(1, steps_per_epoch // 10)
@@ -49,8 +53,10 @@ def _draw_losses(ax: plt.Axes, step_loss: Sequence[float], steps_per_epoch: int,
     ax.legend(loc="upper right")
 
 
-def plot_losses(step_loss: Sequence[float], steps_per_epoch: int, val_acc: Sequence[float] = ()) -> plt.Figure:
-    """The training loss of every minibatch (log scale) and, if given, validation accuracy per epoch."""
+def plot_losses(step_loss: Sequence[float], steps_per_epoch: int,
+                val_acc: Sequence[float] = ()) -> plt.Figure:
+    """The training loss of every minibatch (log scale) and, if given, validation accuracy per
+    epoch."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     _draw_losses(ax, step_loss, steps_per_epoch, val_acc)
     fig.tight_layout()
@@ -66,7 +72,8 @@ class LossPlot:
         self.active = get_ipython() is not None
         self.handle = None
 
-    def update(self, step_loss: Sequence[float], steps_per_epoch: int, val_acc: Sequence[float] = ()) -> None:
+    def update(self, step_loss: Sequence[float], steps_per_epoch: int,
+               val_acc: Sequence[float] = ()) -> None:
         if not self.active:
             return
         from IPython.display import display

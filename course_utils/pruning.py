@@ -77,18 +77,23 @@ def kept_counts(model: nn.Module, input_shape: tuple[int, ...],
     layers, matched in the order they run. A ``meta``-device model will do."""
     layers = [c for c in layer_costs(model, input_shape) if c.kind in ("Linear", "Conv2d")]
     if len(layers) != len(kept):
-        raise ValueError(f"the model runs {len(layers)} Linear/Conv2d layers, the table has {len(kept)}")
-    return [KeptCount(name, cost.name, model.get_submodule(cost.name).weight.numel(), cost.macs, w, f)
+        raise ValueError(f"the model runs {len(layers)} Linear/Conv2d layers, the table has "
+                         f"{len(kept)}")
+    return [KeptCount(name, cost.name, model.get_submodule(cost.name).weight.numel(), cost.macs,
+                      w, f)
             for cost, (name, (w, f)) in zip(layers, kept.items(), strict=True)]
 
 
 def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
     """The weight of every Linear and Conv2d layer, by parameter name (biases are never pruned)."""
-    return {f"{name}.weight": m.weight for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+    return {f"{name}.weight": m.weight for name, m in model.named_modules()
+            if isinstance(m, PRUNABLE)}
 
 
-def with_weights(model: nn.Module, transform: Callable[[str, torch.Tensor], torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` whose Linear and Conv2d weights ``W`` are replaced by ``transform(name, W)``."""
+def with_weights(model: nn.Module,
+                 transform: Callable[[str, torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` whose Linear and Conv2d weights ``W`` are replaced by
+    ``transform(name, W)``."""
     model = copy.deepcopy(model)
     with torch.no_grad():
         for name, w in prunable_weights(model).items():
@@ -133,17 +138,20 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
 
 
 def pruned_copy(model: nn.Module, sparsity: dict[str, float]) -> nn.Module:
-    """A copy of ``model`` with each named weight magnitude-pruned to its sparsity (no retraining)."""
+    """A copy of ``model`` with each named weight magnitude-pruned to its sparsity (no
+    retraining)."""
     model = copy.deepcopy(model)
     apply_masks(model, layer_masks(model, sparsity))
     return model
 
 
-def scale_profile(profile: dict[str, float], sizes: dict[str, int], sparsity: float) -> dict[str, float]:
+def scale_profile(profile: dict[str, float], sizes: dict[str, int],
+                  sparsity: float) -> dict[str, float]:
     """Per-layer sparsities with the shape of ``profile`` and the overall ``sparsity``.
 
-    Every layer keeps ``c`` times the fraction that ``profile`` keeps, capped at all of it, with ``c``
-    found by bisection so that the kept weights make up ``1 - sparsity`` of all ``sizes`` (weights per layer).
+    Every layer keeps ``c`` times the fraction that ``profile`` keeps, capped at all of it, with
+    ``c`` found by bisection so that the kept weights make up ``1 - sparsity`` of all ``sizes``
+    (weights per layer).
     """
     check_sparsity(sparsity)
     total = sum(sizes.values())
@@ -206,7 +214,8 @@ def sparse_csr(weight: torch.Tensor) -> torch.Tensor:
 def to_csr_int32(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     """The CSR parts of ``weight`` as a matrix ``(rows, -1)``: fp32 values, int32 indices."""
     csr = sparse_csr(weight)
-    return {"values": csr.values(), "col_indices": csr.col_indices().int(), "crow_indices": csr.crow_indices().int()}
+    return {"values": csr.values(), "col_indices": csr.col_indices().int(),
+            "crow_indices": csr.crow_indices().int()}
 
 
 def structured_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -230,7 +239,8 @@ def sparsity_ramp(final: float, step: int, steps: int) -> float:
 
 @dataclass(frozen=True)
 class PruneRound:
-    """One round of prune-and-retrain: weights kept, and validation accuracy before and after retraining."""
+    """One round of prune-and-retrain: weights kept, and validation accuracy before and after
+    retraining."""
 
     kept: float
     acc_pruned: float
@@ -249,11 +259,13 @@ def iterative_prune(model: nn.Module, final_sparsity: dict[str, float], train_lo
     """
     history = []
     for step in range(1, rounds + 1):
-        masks = layer_masks(model, {name: sparsity_ramp(s, step, rounds) for name, s in final_sparsity.items()})
+        masks = layer_masks(model, {name: sparsity_ramp(s, step, rounds)
+                                    for name, s in final_sparsity.items()})
         apply_masks(model, masks)
         acc_pruned = evaluate(model, val_loader)
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs_per_round * len(train_loader))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
+                                                               epochs_per_round * len(train_loader))
         handle = keep_pruned(optimizer, model, masks)
         fit(model, train_loader, optimizer, epochs_per_round, scheduler=scheduler, live_plot=False,
             progress=progress)

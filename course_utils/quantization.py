@@ -20,11 +20,13 @@ def check_bits(bits: int) -> None:
         raise ValueError(f"bits must be an integer in 1..16, got {bits!r}")
 
 
-def uniform_qparams(x_min: torch.Tensor, x_max: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+def uniform_qparams(x_min: torch.Tensor, x_max: torch.Tensor,
+                    bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale and integer zero point that split ``[x_min, x_max]`` into ``2**bits`` levels.
 
     The range is widened to include 0, so that 0 is represented exactly (zero padding and pruned
-    weights stay exactly zero). Works elementwise, so per-channel ranges give per-channel parameters.
+    weights stay exactly zero). Works elementwise, so per-channel ranges give per-channel
+    parameters.
     """
     check_bits(bits)
     x_min = torch.clamp(torch.as_tensor(x_min, dtype=torch.float32), max=0.0)
@@ -35,8 +37,10 @@ def uniform_qparams(x_min: torch.Tensor, x_max: torch.Tensor, bits: int) -> tupl
     return scale, zero_point
 
 
-def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, bits: int) -> torch.Tensor:
-    """Integers ``q = clamp(round(x / scale) + zero_point, 0, 2**bits - 1)`` (int32, shaped like ``x``)."""
+def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
+             bits: int) -> torch.Tensor:
+    """Integers ``q = clamp(round(x / scale) + zero_point, 0, 2**bits - 1)`` (int32, shaped like
+    ``x``)."""
     check_bits(bits)
     return torch.clamp(torch.round(x / scale) + zero_point, 0, 2**bits - 1).to(torch.int32)
 
@@ -54,7 +58,8 @@ def channel_range(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fake_quantize(weight: torch.Tensor, bits: int, per_channel: bool = False) -> torch.Tensor:
-    """``weight`` quantized to ``bits`` and dequantized again: the values an integer kernel would see."""
+    """``weight`` quantized to ``bits`` and dequantized again: the values an integer kernel would
+    see."""
     w = weight.detach()
     x_min, x_max = channel_range(w) if per_channel else (w.min(), w.max())
     scale, zero_point = uniform_qparams(x_min, x_max, bits)
@@ -147,7 +152,8 @@ def recalibrate_batchnorm(model: nn.Module, loader, batches: int = 50) -> nn.Mod
 
 
 def pack_signs(x: torch.Tensor) -> np.ndarray:
-    """Pack the signs of ``x`` (rows, k) into bits, 1 for +1 and 0 for -1: ``(rows, ceil(k/64))`` uint64.
+    """Pack the signs of ``x`` (rows, k) into bits, 1 for +1 and 0 for -1: ``(rows, ceil(k/64))``
+    uint64.
 
     The last word is padded with zero bits in every row, so the padding never differs between rows.
     """
@@ -159,7 +165,8 @@ def pack_signs(x: torch.Tensor) -> np.ndarray:
 
 
 def binary_matmul(a_packed: np.ndarray, b_packed: np.ndarray, k: int) -> np.ndarray:
-    """``A @ B.T`` for ±1 matrices given packed by ``pack_signs``: (m, words), (n, words) -> (m, n) int64.
+    """``A @ B.T`` for ±1 matrices given packed by ``pack_signs``: (m, words), (n, words) -> (m, n)
+    int64.
 
     Two ±1 vectors of length k agree where their bits are equal, so their dot product is
     ``agreements - disagreements = k - 2 * popcount(a XOR b)``.

@@ -8,7 +8,7 @@ Reproduce the shipped files (and their ``SHA256SUMS``) with
     python -m course_utils.reference lenet lenet300 lenet5 binaryconnect gap lenet300_pruned lenet5_pruned
 
 (the pruned models start from the shipped ``lenet300`` and ``lenet5``).
-"""
+"""  # noqa: E501 (a shell command, kept whole to be copied)
 
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def prune_reference(name: str, root: str | Path | None = None) -> nn.Module:
     seed_everything(recipe.seed)
     loaders = make_loaders(load_mnist(root), seed=recipe.seed)
     model = pretrained(recipe.base, root=root)
-    iterative_prune(model, COURSE_SPARSITY[recipe.base], loaders.train, loaders.val, rounds=recipe.rounds,
-                    epochs_per_round=recipe.epochs_per_round, lr=recipe.lr)
+    iterative_prune(model, COURSE_SPARSITY[recipe.base], loaders.train, loaders.val,
+                    rounds=recipe.rounds, epochs_per_round=recipe.epochs_per_round, lr=recipe.lr)
     return model.cpu()
 
 
@@ -108,11 +108,13 @@ def train_reference(name: str, progress: bool = True,
     loaders = make_loaders(load_mnist(root), recipe.batch_size, seed=recipe.seed)
     model = build_model(name)
     if recipe.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr,
+                                     weight_decay=recipe.weight_decay)
     else:
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                     weight_decay=recipe.weight_decay)
-    optimizer.register_step_post_hook(lambda *_: clip_weights(model))  # BinaryConnect's clip; no-op elsewhere
+    # BinaryConnect's clip; no-op elsewhere
+    optimizer.register_step_post_hook(lambda *_: clip_weights(model))
     steps = recipe.epochs * len(loaders.train)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     history = fit(model, loaders.train, optimizer, recipe.epochs, val_loader=loaders.val,
@@ -130,7 +132,8 @@ def pretrained(name: str, device: torch.device | str | None = None,
     A shipped checkpoint is used whatever ``root``.
     """
     if name not in RECIPES and name not in PRUNE_RECIPES:
-        raise ValueError(f"no pretrained model {name!r}; choose one of {sorted(RECIPES) + sorted(PRUNE_RECIPES)}")
+        raise ValueError(f"no pretrained model {name!r}; choose one of "
+                         f"{sorted(RECIPES) + sorted(PRUNE_RECIPES)}")
     shipped = checkpoint_dir() / f"{name}.pt"
     sums_path = shipped.with_name("SHA256SUMS")
     if shipped.exists():

@@ -21,12 +21,14 @@ CODEBOOK_BITS = 32
 
 
 def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding (Arthur and Vassilvitskii 2007) for a batch of point sets x (B, n, d) -> (B, k, d)."""
+    """k-means++ seeding (Arthur and Vassilvitskii 2007) for a batch of point sets x (B, n, d) ->
+    (B, k, d)."""
     batch, n, _ = x.shape
     rows = torch.arange(batch)
     first = torch.randint(n, (batch,), generator=generator)
     centroids = [x[rows, first]]  # each (B, d)
-    nearest = (x - centroids[0][:, None]).pow(2).sum(-1)  # (B, n) squared distance to the nearest centroid
+    # (B, n) squared distance to the nearest centroid
+    nearest = (x - centroids[0][:, None]).pow(2).sum(-1)
     for _ in range(1, k):
         weights = nearest + 1e-30  # pick far points more often; never all zero
         pick = torch.multinomial(weights, 1, generator=generator).squeeze(1)  # (B,)
@@ -53,15 +55,18 @@ def lloyd_step(points: torch.Tensor,
     return (moved, assign) if batched else (moved[0], assign[0])
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int = 50, init: str = "kmeans++", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(x: torch.Tensor, k: int, iters: int = 50, init: str = "kmeans++",
+           seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means on points ``x`` (n, d), or on a batch of independent point sets (B, n, d).
 
     ``init`` is ``"kmeans++"`` or ``"linear"`` (centroids evenly spaced between the smallest and
-    largest value; for d = 1, as Deep Compression initialises weight sharing). Seeded, so repeatable.
-    Returns centroids (k, d) and assignments (n,) (with the batch dimension first if given), on the CPU.
+    largest value; for d = 1, as Deep Compression initialises weight sharing). Seeded, so
+    repeatable. Returns centroids (k, d) and assignments (n,) (with the batch dimension first if
+    given), on the CPU.
     """
     batched = x.dim() == 3
-    points = (x if batched else x[None]).detach().float().cpu()  # (B, n, d); clustering runs on the CPU
+    # (B, n, d); clustering runs on the CPU
+    points = (x if batched else x[None]).detach().float().cpu()
     if not 1 <= k <= points.shape[1]:
         raise ValueError(f"k must lie in 1..{points.shape[1]} (the number of points), got {k}")
     if init == "linear":
@@ -94,8 +99,10 @@ def index_bits(k: int) -> int:
     return max(1, math.ceil(math.log2(k)))
 
 
-def kmeans_share(weight: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scalar weight sharing: k centroids (linear init) over the kept weights (``mask``, default all).
+def kmeans_share(weight: torch.Tensor, k: int,
+                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scalar weight sharing: k centroids (linear init) over the kept weights (``mask``, default
+    all).
 
     Returns the codebook (k,) and an index per weight (shaped like ``weight``; pruned ones point
     at the nearest centroid too but are zeroed by the mask when reconstructed).
@@ -110,11 +117,13 @@ def kmeans_share(weight: torch.Tensor, k: int, mask: torch.Tensor | None = None)
 def kmeans_quantize(weight: torch.Tensor, k: int) -> Quantized:
     """Weight sharing with ``k`` shared values: log2(k)-bit indices plus the codebook."""
     codebook, indices = kmeans_share(weight, k)
-    return Quantized(codebook[indices].to(weight), weight.numel() * index_bits(k) + k * CODEBOOK_BITS)
+    return Quantized(codebook[indices].to(weight),
+                     weight.numel() * index_bits(k) + k * CODEBOOK_BITS)
 
 
 def _subvectors(weight: torch.Tensor, d: int) -> torch.Tensor:
-    """Rows of ``weight`` (m, n) cut into n/d pieces of length d: (n/d, m, d), one point set per column block."""
+    """Rows of ``weight`` (m, n) cut into n/d pieces of length d: (n/d, m, d), one point set per
+    column block."""
     m, n = weight.shape
     if n % d:
         raise ValueError(f"sub-vector length {d} does not divide the {n} columns")
@@ -123,7 +132,8 @@ def _subvectors(weight: torch.Tensor, d: int) -> torch.Tensor:
 
 def product_quantize(weight: torch.Tensor, d: int, k: int, seed: int = 0) -> Quantized:
     """Product quantization (Jegou et al. 2011; Gong et al. 2014): split the columns of ``weight``
-    (m, n) into n/d blocks and run k-means, with a codebook of its own, on the m sub-vectors of each."""
+    (m, n) into n/d blocks and run k-means, with a codebook of its own, on the m sub-vectors of
+    each."""
     blocks = _subvectors(weight, d)  # (n/d, m, d)
     centroids, assign = kmeans(blocks, k, seed=seed)  # (n/d, k, d), (n/d, m)
     rebuilt = torch.gather(centroids, 1, assign[..., None].expand(-1, -1, d))  # (n/d, m, d)
@@ -131,7 +141,8 @@ def product_quantize(weight: torch.Tensor, d: int, k: int, seed: int = 0) -> Qua
     return Quantized(rebuilt.transpose(0, 1).reshape(weight.shape).to(weight), bits)
 
 
-def residual_quantize(weight: torch.Tensor, d: int, k: int, stages: int, seed: int = 0) -> Quantized:
+def residual_quantize(weight: torch.Tensor, d: int, k: int, stages: int,
+                      seed: int = 0) -> Quantized:
     """Residual quantization (Gong et al. 2014): k-means on the length-d sub-vectors of ``weight``,
     then k-means again on what is left over, ``stages`` times; the reconstruction is the sum of
     the stages' centroids. One codebook (k, d) per stage."""
@@ -151,7 +162,8 @@ def _shared_weight(layer: nn.Module, _inputs) -> None:
     layer.weight = layer.codebook[layer.indices] * layer.mask
 
 
-def share_layer(layer: nn.Module, codebook: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+def share_layer(layer: nn.Module, codebook: torch.Tensor, indices: torch.Tensor,
+                mask: torch.Tensor | None = None) -> None:
     """Make ``layer.weight`` equal ``codebook[indices] * mask`` for good, in place.
 
     The codebook becomes the layer's only trainable weight. Autograd takes the gradient of an
@@ -162,12 +174,14 @@ def share_layer(layer: nn.Module, codebook: torch.Tensor, indices: torch.Tensor,
     del layer.weight
     layer.codebook = nn.Parameter(codebook.to(device).clone())
     layer.register_buffer("indices", indices.to(device))
-    layer.register_buffer("mask", (torch.ones_like(indices, dtype=torch.bool) if mask is None else mask).to(device))
+    layer.register_buffer("mask", (torch.ones_like(indices, dtype=torch.bool) if mask is None
+                                   else mask).to(device))
     layer.register_forward_pre_hook(_shared_weight)
     _shared_weight(layer, ())
 
 
-def fine_tune_shared(model: nn.Module, train_loader, epochs: int = 1, lr: float = 1e-3, progress: bool = True) -> None:
+def fine_tune_shared(model: nn.Module, train_loader, epochs: int = 1, lr: float = 1e-3,
+                     progress: bool = True) -> None:
     """Train a weight-shared model's codebooks (and biases) with Adam and a cosine schedule.
 
     Adam gives every centroid its own step size: a centroid sums the gradients of all the weights
@@ -176,7 +190,8 @@ def fine_tune_shared(model: nn.Module, train_loader, epochs: int = 1, lr: float 
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(train_loader))
-    fit(model, train_loader, optimizer, epochs, scheduler=scheduler, live_plot=False, progress=progress)
+    fit(model, train_loader, optimizer, epochs, scheduler=scheduler, live_plot=False,
+        progress=progress)
 
 
 @torch.no_grad()

@@ -11,7 +11,8 @@ from torch import nn
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 20, warmup: int = 3) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed
+    calls."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
@@ -28,8 +29,10 @@ def median_seconds(fn: Callable[[], object], repeats: int = 20, warmup: int = 3)
 
 
 @torch.inference_mode()
-def inference_seconds(model: nn.Module, input_shape: tuple[int, ...], repeats: int = 20, warmup: int = 3) -> float:
-    """Median seconds of one forward pass of ``model`` (eval mode) on a zero batch of ``input_shape``."""
+def inference_seconds(model: nn.Module, input_shape: tuple[int, ...], repeats: int = 20,
+                      warmup: int = 3) -> float:
+    """Median seconds of one forward pass of ``model`` (eval mode) on a zero batch of
+    ``input_shape``."""
     model.eval()
     x = torch.zeros(input_shape, device=next(model.parameters()).device)
     return median_seconds(lambda: model(x), repeats, warmup)

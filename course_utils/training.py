@@ -33,12 +33,14 @@ def default_device() -> torch.device:
 
 @dataclass
 class History:
-    """What :func:`fit` saw: the loss of every minibatch and the validation accuracy after each epoch."""
+    """What :func:`fit` saw: the loss of every minibatch and the validation accuracy after each
+    epoch."""
 
     steps_per_epoch: int
     step_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
-    train_seconds: float = 0.0  # wall-clock time in training steps and validation, plotting excluded
+    # wall-clock time in training steps and validation, plotting excluded
+    train_seconds: float = 0.0
 
     def epoch_loss(self) -> list[float]:
         """Mean training loss of each epoch."""
@@ -56,7 +58,8 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
     return loss.item()  # a float: keeping the tensor would keep its whole graph alive
 
 
-def train_epoch(model: nn.Module, loader: Batches, criterion: LossFn, optimizer: torch.optim.Optimizer,
+def train_epoch(model: nn.Module, loader: Batches, criterion: LossFn,
+                optimizer: torch.optim.Optimizer,
                 on_step: Callable[[float], None] | None = None) -> list[float]:
     """One pass over ``loader`` with :func:`train_step`; returns the loss of every minibatch.
 
@@ -119,7 +122,8 @@ def fit(
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader: Batches, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, loader: Batches,
+            device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted classes and true labels over a whole loader, both ``(N,)`` on the CPU."""
     device = device or next(model.parameters()).device
     model.eval()
@@ -136,9 +140,11 @@ def evaluate(model: nn.Module, loader: Batches, device: torch.device | None = No
     return (preds == labels).float().mean().item()
 
 
-def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor,
+                     num_classes: int = 10) -> torch.Tensor:
     """``(num_classes, num_classes)`` counts; row = true class, column = predicted class."""
     if preds.shape != labels.shape:
-        raise ValueError(f"preds {tuple(preds.shape)} and labels {tuple(labels.shape)} differ in shape")
+        raise ValueError(f"preds {tuple(preds.shape)} and labels {tuple(labels.shape)} differ in "
+                         "shape")
     flat = labels.long() * num_classes + preds.long()
     return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)

@@ -24,7 +24,8 @@ def draw_prediction(model: nn.Module, dataset: DigitDataset, index: int) -> plt.
     """The digit at ``index`` beside a bar chart of the model's class probabilities."""
     x, y = dataset[index]
     probs = class_probabilities(model, x)
-    fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7, 2.8), gridspec_kw={"width_ratios": [1, 2]})
+    fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7, 2.8),
+                                         gridspec_kw={"width_ratios": [1, 2]})
     ax_img.imshow(dataset.images[index].cpu().numpy(), cmap="gray_r")
     ax_img.set_title(f"test digit #{index}, label {int(y)}")
     ax_img.axis("off")
@@ -51,9 +52,11 @@ def digit_explorer(model: nn.Module, dataset: DigitDataset) -> widgets.interacti
     return widgets.interactive(show, index=slider)
 
 
-def compression_explorer(measure: Callable[[float, int], tuple[int, float]], sparsity: tuple[float, float, float, float],
+def compression_explorer(measure: Callable[[float, int], tuple[int, float]],
+                         sparsity: tuple[float, float, float, float],
                          bits: tuple[int, int, int, int],
-                         measured: dict[tuple[float, int], tuple[int, float]] | None = None) -> widgets.interactive:
+                         measured: dict[tuple[float, int], tuple[int, float]] | None = None
+                         ) -> widgets.interactive:
     """Sliders for sparsity and bits; each setting is measured by ``measure(sparsity, bits)``, which
     returns (file bytes, accuracy), and plotted among every setting measured so far.
 
@@ -70,8 +73,10 @@ def compression_explorer(measure: Callable[[float, int], tuple[int, float]], spa
         size, acc = measured[key]
         fig, ax = plt.subplots(figsize=(6, 3.2))
         others = [v for k, v in measured.items() if k != key]
-        ax.scatter([s / 1024 for s, _ in others], [a for _, a in others], color="tab:gray", label="measured before")
-        ax.scatter([size / 1024], [acc], color="tab:red", s=80, label=f"sparsity {key[0]:.2f}, {bits} bits")
+        ax.scatter([s / 1024 for s, _ in others], [a for _, a in others], color="tab:gray",
+                   label="measured before")
+        ax.scatter([size / 1024], [acc], color="tab:red", s=80,
+                   label=f"sparsity {key[0]:.2f}, {bits} bits")
         ax.set_xscale("log")
         ax.set_xlabel("file size (KiB, log scale)")
         ax.set_ylabel("accuracy")
@@ -80,8 +85,10 @@ def compression_explorer(measure: Callable[[float, int], tuple[int, float]], spa
         plt.show()
 
     initial, low, high, step = sparsity
-    sparsity_slider = widgets.FloatSlider(value=initial, min=low, max=high, step=step, description="sparsity",
-                                          continuous_update=False, readout_format=".2f")
+    sparsity_slider = widgets.FloatSlider(value=initial, min=low, max=high, step=step,
+                                          description="sparsity", continuous_update=False,
+                                          readout_format=".2f")
     initial, low, high, step = bits
-    bits_slider = widgets.IntSlider(value=initial, min=low, max=high, step=step, description="bits", continuous_update=False)
+    bits_slider = widgets.IntSlider(value=initial, min=low, max=high, step=step, description="bits",
+                                    continuous_update=False)
     return widgets.interactive(show, sparsity=sparsity_slider, bits=bits_slider)

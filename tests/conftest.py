@@ -16,7 +16,8 @@ matplotlib.use("Agg")
 # with the CPU raise, as CUDA does, in-place operations included.
 OTHER_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "meta")
 ATEN = torch.ops.aten
-COPIES = {ATEN._to_copy.default, ATEN.copy_.default, ATEN._copy_from.default, ATEN._copy_from_and_resize.default}
+COPIES = {ATEN._to_copy.default, ATEN.copy_.default, ATEN._copy_from.default,
+          ATEN._copy_from_and_resize.default}
 
 
 class OneDevice(TorchDispatchMode):
@@ -27,7 +28,8 @@ class OneDevice(TorchDispatchMode):
         kwargs = kwargs or {}
         if func not in COPIES:
             devices = {t.device for t in tree_leaves((args, kwargs))
-                       if isinstance(t, torch.Tensor) and not (t.dim() == 0 and t.device.type == "cpu")}
+                       if isinstance(t, torch.Tensor)
+                       and not (t.dim() == 0 and t.device.type == "cpu")}
             if len(devices) > 1:
                 raise RuntimeError(f"{func} mixes tensors on {sorted(map(str, devices))}")
         return func(*args, **kwargs)
@@ -44,7 +46,8 @@ def one_device() -> type[OneDevice]:
 
 
 def write_idx_dataset(folder: Path, n_train: int = 30, n_test: int = 10, seed: int = 0) -> Path:
-    """A tiny MNIST-layout dataset (random 28x28 digits) with its MD5SUMS, as an instructor would ship one."""
+    """A tiny MNIST-layout dataset (random 28x28 digits) with its MD5SUMS, as an instructor would
+    ship one."""
     generator = torch.Generator().manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     sums = []
@@ -52,7 +55,8 @@ def write_idx_dataset(folder: Path, n_train: int = 30, n_test: int = 10, seed: i
         images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
         labels = torch.arange(n, dtype=torch.uint8) % 10
         files = {
-            f"{prefix}-images-idx3-ubyte": struct.pack(">IIII", 0x803, n, 28, 28) + images.numpy().tobytes(),
+            f"{prefix}-images-idx3-ubyte":
+                struct.pack(">IIII", 0x803, n, 28, 28) + images.numpy().tobytes(),
             f"{prefix}-labels-idx1-ubyte": struct.pack(">II", 0x801, n) + labels.numpy().tobytes(),
         }
         for name, content in files.items():

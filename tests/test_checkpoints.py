@@ -7,7 +7,14 @@ import course_utils.reference as reference_module
 from course_utils.checkpoints import load_state, save_state, sha256_file
 from course_utils.data import DataError, load_mnist, mnist_dir
 from course_utils.pruning import COURSE_SPARSITY, model_kept_fraction
-from course_utils.reference import PRUNE_RECIPES, RECIPES, PruneRecipe, Recipe, cache_path, pretrained
+from course_utils.reference import (
+    PRUNE_RECIPES,
+    RECIPES,
+    PruneRecipe,
+    Recipe,
+    cache_path,
+    pretrained,
+)
 from course_utils.zoo import build_model
 
 
@@ -15,7 +22,8 @@ def test_state_dict_round_trip(tmp_path):
     model = build_model("lenet")
     path = save_state(model, tmp_path / "sub" / "lenet.pt")
     loaded = load_state(build_model("lenet"), path)
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
+                                 strict=True):
         assert torch.equal(a, b), name
 
 
@@ -28,10 +36,12 @@ def test_loading_refuses_pickled_code(tmp_path):
 
 def test_sha256_of_known_bytes(tmp_path):
     (tmp_path / "abc").write_bytes(b"abc")
-    assert sha256_file(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert (sha256_file(tmp_path / "abc")
+            == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
 
 
-@pytest.mark.parametrize("name", ["lenet", "lenet300", "lenet5", "binaryconnect", "lenet300_pruned", "lenet5_pruned"])
+@pytest.mark.parametrize("name", ["lenet", "lenet300", "lenet5", "binaryconnect", "lenet300_pruned",
+                                  "lenet5_pruned"])
 def test_shipped_reference_checkpoints_load_and_are_accurate(name, mnist):
     model = pretrained(name)
     assert not model.training
@@ -85,9 +95,11 @@ def test_an_absent_checkpoint_is_trained_once_and_cached(checkpoint_dir, monkeyp
     assert torch.equal(first.fc1.weight, second.fc1.weight)
 
 
-def test_pretrained_trains_on_the_given_dataset_and_caches_it_apart(checkpoint_dir, tiny_mnist, monkeypatch):
+def test_pretrained_trains_on_the_given_dataset_and_caches_it_apart(checkpoint_dir, tiny_mnist,
+                                                                    monkeypatch):
     monkeypatch.setitem(RECIPES, "lenet300", Recipe(epochs=1, lr=0.05))
-    monkeypatch.setitem(PRUNE_RECIPES, "lenet300_pruned", PruneRecipe("lenet300", rounds=1, epochs_per_round=1))
+    monkeypatch.setitem(PRUNE_RECIPES, "lenet300_pruned",
+                        PruneRecipe("lenet300", rounds=1, epochs_per_round=1))
     roots = []
 
     def load_tiny(root=None):  # the tiny dataset has 30 training images: a validation split of 5
@@ -99,11 +111,13 @@ def test_pretrained_trains_on_the_given_dataset_and_caches_it_apart(checkpoint_d
     assert roots == [tiny_mnist]
     cache = checkpoint_dir / "cache"
     assert sorted(cache.rglob("*.pt")) == [cache_path("lenet300", tiny_mnist)]
-    assert cache_path("lenet300", tiny_mnist).parent.parent == cache  # a folder of the dataset's own
+    # a folder of the dataset's own
+    assert cache_path("lenet300", tiny_mnist).parent.parent == cache
     second = pretrained("lenet300", root=tiny_mnist)
     assert roots == [tiny_mnist]  # loaded, not trained again
     assert torch.equal(first.fc1.weight, second.fc1.weight)
-    pretrained("lenet300_pruned", root=tiny_mnist)  # retrained on the same dataset, from its lenet300
+    # retrained on the same dataset, from its lenet300
+    pretrained("lenet300_pruned", root=tiny_mnist)
     assert roots == [tiny_mnist] * 2
     assert cache_path("lenet300_pruned", tiny_mnist).exists()
     assert not (cache / "lenet300.pt").exists()  # the default dataset's model is not this one
@@ -112,7 +126,8 @@ def test_pretrained_trains_on_the_given_dataset_and_caches_it_apart(checkpoint_d
 def test_the_cache_is_named_by_the_datasets_content(tiny_mnist, tmp_path):
     copy = shutil.copytree(tiny_mnist, tmp_path / "copy")
     assert cache_path("lenet5", copy) == cache_path("lenet5", tiny_mnist) != cache_path("lenet5")
-    (copy / "MD5SUMS").write_text((copy / "MD5SUMS").read_text().replace("train-images", "train-images "))
+    (copy / "MD5SUMS").write_text((copy / "MD5SUMS").read_text().replace("train-images",
+                                                                         "train-images "))
     assert cache_path("lenet5", copy) != cache_path("lenet5", tiny_mnist)
 
 

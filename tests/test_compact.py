@@ -1,4 +1,5 @@
-"""The compact model file, its ONNX export, and the pruning and sharing steps that feed them (notebook 13)."""
+"""The compact model file, its ONNX export, and the pruning and sharing steps that feed them
+(notebook 13)."""
 
 import struct
 import zlib
@@ -23,14 +24,22 @@ from course_utils.compact import (
 )
 from course_utils.deep_compression import EncodedLayer, decode_model, encode_model, share_pruned
 from course_utils.onnx_export import export_onnx, onnx_model
-from course_utils.pruning import HAN_SPARSITY, model_kept_fraction, prunable_weights, pruned_copy, scale_profile
+from course_utils.pruning import (
+    HAN_SPARSITY,
+    model_kept_fraction,
+    prunable_weights,
+    pruned_copy,
+    scale_profile,
+)
 from course_utils.widgets import compression_explorer
 from course_utils.zoo import build_model
 
-BITS = {"lenet300": {"fc1": 6, "fc2": 6, "fc3": 6}, "lenet5": {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5}}
+BITS = {"lenet300": {"fc1": 6, "fc2": 6, "fc3": 6},
+        "lenet5": {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5}}
 
 
-def compressed(architecture: str, use_huffman: bool, position_bits: int = 5) -> tuple[torch.nn.Module, dict[str, EncodedLayer]]:
+def compressed(architecture: str, use_huffman: bool,
+               position_bits: int = 5) -> tuple[torch.nn.Module, dict[str, EncodedLayer]]:
     """A randomly initialised model pruned to Han et al.'s sparsities, shared and encoded."""
     torch.manual_seed(0)
     model = pruned_copy(build_model(architecture), HAN_SPARSITY[architecture])
@@ -44,18 +53,22 @@ def lenet300_file() -> bytes:
 
 
 def assert_same_layer(a: EncodedLayer, b: EncodedLayer) -> None:
-    assert (a.shape, a.count, a.value_bits, a.position_bits) == (b.shape, b.count, b.value_bits, b.position_bits)
-    assert (a.values, a.positions, a.value_lengths, a.position_lengths) == (b.values, b.positions, b.value_lengths, b.position_lengths)
+    assert ((a.shape, a.count, a.value_bits, a.position_bits)
+            == (b.shape, b.count, b.value_bits, b.position_bits))
+    assert ((a.values, a.positions, a.value_lengths, a.position_lengths)
+            == (b.values, b.positions, b.value_lengths, b.position_lengths))
     assert torch.equal(a.codebook, b.codebook)
     assert (a.bias is None and b.bias is None) or torch.equal(a.bias, b.bias)
 
 
 def test_layer_record_by_hand():
-    code = EncodedLayer(name="fc", shape=(2, 3), count=2, value_bits=2, position_bits=2, codebook=torch.tensor([0.5, -1.0]),
-                        values=b"\x60", positions=b"\x10", value_lengths=None, position_lengths=None, bias=None)
+    code = EncodedLayer(name="fc", shape=(2, 3), count=2, value_bits=2, position_bits=2,
+                        codebook=torch.tensor([0.5, -1.0]), values=b"\x60", positions=b"\x10",
+                        value_lengths=None, position_lengths=None, bias=None)
     expected = (b"\x02fc"                              # name
                 + b"\x02" + b"\x02\0\0\0" + b"\x03\0\0\0"  # 2 dimensions: 2, 3
-                + b"\x02\0\0\0" + b"\x02\x02" + b"\x00"  # 2 entries, 2 + 2 bits, fixed width and no bias
+                # 2 entries, 2 + 2 bits, fixed width and no bias
+                + b"\x02\0\0\0" + b"\x02\x02" + b"\x00"
                 + b"\x02\0" + struct.pack("<2f", 0.5, -1.0)  # codebook
                 + b"\x01\0\0\0\x60" + b"\x01\0\0\0\x10")  # value and position streams
     assert code.to_bytes() == expected
@@ -167,7 +180,8 @@ def test_onnx_runtime_computes_what_pytorch_computes(tmp_path, architecture):
 
 def test_onnx_stores_one_byte_per_entry_and_no_dense_weight():
     _, layers = compressed("lenet5", use_huffman=False, position_bits=8)
-    sizes = {init.name: len(init.raw_data) for init in onnx_model("lenet5", layers).graph.initializer}
+    sizes = {init.name: len(init.raw_data)
+             for init in onnx_model("lenet5", layers).graph.initializer}
     for name, code in layers.items():
         assert sizes[f"{name}.value_index"] == sizes[f"{name}.gap"] == code.count
         assert sizes[f"{name}.table"] == 4 * (code.codebook.numel() + 1)
@@ -184,7 +198,8 @@ def test_onnx_refuses_wide_fields_and_unknown_architectures():
 
 def test_share_pruned_keeps_zeros_and_uses_k_values():
     torch.manual_seed(0)
-    pruned = pruned_copy(build_model("lenet300"), dict.fromkeys(["fc1.weight", "fc2.weight", "fc3.weight"], 0.9))
+    pruned = pruned_copy(build_model("lenet300"),
+                         dict.fromkeys(["fc1.weight", "fc2.weight", "fc3.weight"], 0.9))
     shared = share_pruned(pruned, {"fc1": 3, "fc2": 3, "fc3": 3})
     for name in ["fc1", "fc2", "fc3"]:
         before, after = getattr(pruned, name).weight, getattr(shared, name).weight.detach()
@@ -206,7 +221,8 @@ def test_scale_profile_hits_the_overall_sparsity(sparsity):
 def test_scale_profile_by_hand():
     profile, sizes = {"a": 0.9, "b": 0.5}, {"a": 900, "b": 100}  # keeps 90 + 50 = 14% of 1000
     assert scale_profile(profile, sizes, 0.86) == pytest.approx({"a": 0.9, "b": 0.5})
-    assert scale_profile(profile, sizes, 0.72) == pytest.approx({"a": 0.8, "b": 0.0})  # twice as many kept; b capped
+    # twice as many kept; b capped
+    assert scale_profile(profile, sizes, 0.72) == pytest.approx({"a": 0.8, "b": 0.0})
     assert scale_profile(profile, sizes, 0.0) == pytest.approx({"a": 0.0, "b": 0.0})
 
 
@@ -232,7 +248,8 @@ def test_checked_body_returns_the_bytes_before_the_trailer_and_refuses_damage():
     body = MAGIC + b"\x01\x06lenet5\x00"
     data = body + struct.pack("<I", zlib.crc32(body))
     assert checked_body(data) == body
-    for damaged, message in [(data[:-1], "CRC-32"), (b"XXXX" + data[4:], "not a compact model file"),
+    for damaged, message in [(data[:-1], "CRC-32"),
+                             (b"XXXX" + data[4:], "not a compact model file"),
                              (data[:7], "cut short"), (data[:-4] + b"\0\0\0\0", "CRC-32")]:
         with pytest.raises(CompactFileError, match=message):
             checked_body(damaged)

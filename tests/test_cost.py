@@ -19,7 +19,8 @@ from course_utils.zoo import build_model
 
 
 def test_hand_made_conv_and_linear_costs():
-    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 5))
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(36, 5))
     costs = layer_costs(model, (1, 2, 8, 8))
     assert [(c.kind, c.output_shape, c.params, c.macs) for c in costs] == [
         ("Conv2d", (4, 6, 6), 4 * (2 * 9 + 1), 4 * 36 * 2 * 9),

@@ -35,7 +35,8 @@ def test_shipped_checksums_are_the_canonical_mnist_ones():
 def test_prepare_unpacks_files_that_match_their_checksums():
     root = prepare_mnist()
     for name in MNIST_FILES:
-        assert hashlib.md5((root / "MNIST" / "raw" / name).read_bytes()).hexdigest() == CANONICAL_MD5[name]
+        assert (hashlib.md5((root / "MNIST" / "raw" / name).read_bytes()).hexdigest()
+                == CANONICAL_MD5[name])
 
 
 def test_missing_file_names_it_and_how_to_restore(tiny_mnist):
@@ -71,7 +72,8 @@ def test_a_damaged_unpacked_file_is_unpacked_again(tiny_mnist):
     raw = tiny_mnist / "MNIST" / "raw" / "train-images-idx3-ubyte"
     raw.write_bytes(b"garbage")
     prepare_mnist(tiny_mnist)
-    assert hashlib.md5(raw.read_bytes()).hexdigest() == read_checksums(tiny_mnist / "MD5SUMS")[raw.name]
+    assert (hashlib.md5(raw.read_bytes()).hexdigest()
+            == read_checksums(tiny_mnist / "MD5SUMS")[raw.name])
 
 
 def test_another_dataset_through_the_environment_variable(tiny_mnist, monkeypatch):
@@ -81,7 +83,8 @@ def test_another_dataset_through_the_environment_variable(tiny_mnist, monkeypatc
     assert splits.test.labels.tolist() == [i % 10 for i in range(10)]
 
 
-def test_the_data_folder_holds_mnist_unless_COURSE_MNIST_DIR_says_otherwise(tiny_mnist, tmp_path, monkeypatch):
+def test_the_data_folder_holds_mnist_unless_COURSE_MNIST_DIR_says_otherwise(tiny_mnist, tmp_path,
+                                                                            monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
     tiny_mnist.rename(data / "mnist")
@@ -97,7 +100,8 @@ def test_the_data_folder_holds_mnist_unless_COURSE_MNIST_DIR_says_otherwise(tiny
 def test_a_missing_data_folder_says_what_to_set(tmp_path, monkeypatch):
     monkeypatch.delenv("COURSE_MNIST_DIR", raising=False)
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "absent"))
-    with pytest.raises(FileNotFoundError, match=r"absent does not exist\. Set COURSE_DATA_DIR to a folder holding mnist/"):
+    with pytest.raises(FileNotFoundError, match=r"absent does not exist\. Set COURSE_DATA_DIR to a "
+                       r"folder holding mnist/"):
         load_mnist()
 
 
@@ -130,7 +134,8 @@ def test_normalisation_statistics_come_from_the_training_split(mnist):
 
 
 def test_pixel_mean_std_on_hand_made_images():
-    assert pixel_mean_std(torch.tensor([[0, 255], [255, 0]], dtype=torch.uint8)) == pytest.approx((0.5, 0.5))
+    assert (pixel_mean_std(torch.tensor([[0, 255], [255, 0]], dtype=torch.uint8))
+            == pytest.approx((0.5, 0.5)))
     images = torch.tensor([[[51, 102, 153]]], dtype=torch.uint8)  # 0.2, 0.4, 0.6
     mean, std = pixel_mean_std(images)
     assert mean == pytest.approx(0.4)
@@ -163,14 +168,16 @@ def test_loader_visits_every_item_once_per_epoch(n, batch_size, seed):
     seen = torch.cat([y for _, y in loader])
     assert sorted(seen.tolist()) == list(range(n))
     assert len(loader) == -(-n // batch_size)
-    again = torch.cat([y for _, y in make_loader(dataset, batch_size=batch_size, shuffle=True, seed=seed)])
+    again = torch.cat([y for _, y in make_loader(dataset, batch_size=batch_size, shuffle=True,
+                                                 seed=seed)])
     assert torch.equal(seen, again)
 
 
 def test_loader_with_worker_processes_gives_the_same_batches():
     dataset = DigitDataset(torch.zeros(50, 2, 2, dtype=torch.uint8), torch.arange(50), 0.0, 1.0)
     in_process = [y for _, y in make_loader(dataset, batch_size=8, shuffle=True, seed=1)]
-    workers = [y for _, y in make_loader(dataset, batch_size=8, shuffle=True, seed=1, num_workers=2)]
+    workers = [y for _, y in make_loader(dataset, batch_size=8, shuffle=True, seed=1,
+                                         num_workers=2)]
     assert all(torch.equal(a, b) for a, b in zip(in_process, workers, strict=True))
 
 

@@ -6,7 +6,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from course_utils import huffman
-from course_utils.deep_compression import decode_weight, encode_layer, pack_fixed, sparse_entries, unpack_fixed
+from course_utils.deep_compression import (
+    decode_weight,
+    encode_layer,
+    pack_fixed,
+    sparse_entries,
+    unpack_fixed,
+)
 from course_utils.sharing import kmeans_share, share_layer
 
 
@@ -60,7 +66,8 @@ def test_sparse_entries_with_a_filler_by_hand():
     mask[[1, 2, 11]] = True
     index = torch.arange(12) % 3 + 1
     gaps, values = sparse_entries(mask, index, position_bits=2)  # gaps up to 4 fit
-    # position 1: gap 2 -> stored 1; position 2: gap 1 -> 0; position 11: gap 9 = 4 + 4 + 1 -> two fillers then 0
+    # position 1: gap 2 -> stored 1; position 2: gap 1 -> 0; position 11: gap 9 = 4 + 4 + 1 -> two
+    # fillers then 0
     assert gaps.tolist() == [1, 0, 3, 3, 0]
     assert values.tolist() == [2, 3, 0, 0, 3]
 
@@ -89,8 +96,8 @@ def test_byte_count_of_the_fixed_width_form():
     encoded = encode_layer(layer, position_bits=8, use_huffman=False, name="fc")
     n = int(layer.mask.sum())  # gaps never exceed 256 in a 40-wide row, so no fillers
     assert encoded.count == n
-    assert encoded.nbytes() == {"values": (3 * n + 7) // 8, "positions": n, "tables": 0, "codebook": 7 * 4,
-                                "bias": 30 * 4,
+    assert encoded.nbytes() == {"values": (3 * n + 7) // 8, "positions": n, "tables": 0,
+                                "codebook": 7 * 4, "bias": 30 * 4,
                                 # name "fc" (1 + 2); 2 dimensions (1 + 2 * 4); count, bit widths,
                                 # flags, codebook size (4 + 1 + 1 + 1 + 2); 2 stream lengths (2 * 4)
                                 "header": 3 + 9 + 9 + 8}

@@ -1,7 +1,7 @@
 """The C program of deploy/ (``make deploy``): it reads the compact model files of notebook 13 and
-computes what PyTorch computes with ``compact.load_compact``, runs notebook 11's integer-only MLP bit
-for bit as ``FixedPointMLP``, and refuses every damaged input. Also ``course_utils.deploy``, which
-builds and runs it from Python."""
+computes what PyTorch computes with ``compact.load_compact``, runs notebook 11's integer-only MLP
+bit for bit as ``FixedPointMLP``, and refuses every damaged input. Also ``course_utils.deploy``,
+which builds and runs it from Python."""
 
 import os
 import re
@@ -30,7 +30,8 @@ from course_utils.zoo import build_model
 
 DEPLOY = PROJECT_ROOT / "deploy"
 FLAGS = ("-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror")
-BITS = {"lenet300": {"fc1": 6, "fc2": 6, "fc3": 6}, "lenet5": {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5}}
+BITS = {"lenet300": {"fc1": 6, "fc2": 6, "fc3": 6},
+        "lenet5": {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5}}
 TEST_DIGITS = 10_000  # all of MNIST's test set: about 10 s of C for both networks
 
 
@@ -39,8 +40,10 @@ def needs_compiler() -> list[str]:
     cc = deploy.find_compiler()
     if cc is None:
         if os.environ.get("CI"):
-            pytest.fail("no C compiler (cc, gcc or clang) found, and CI is set: the C deployment must be tested there")
-        pytest.skip("no C compiler (cc, gcc or clang) found: the C deployment program cannot be built")
+            pytest.fail("no C compiler (cc, gcc or clang) found, and CI is set: the C deployment "
+                        "must be tested there")
+        pytest.skip("no C compiler (cc, gcc or clang) found: the C deployment program cannot be "
+                    "built")
     return cc
 
 
@@ -53,15 +56,18 @@ def dlcz(tmp_path_factory) -> Path:
 
 
 def run(binary: Path, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
 
 
 def write_idx(folder: Path, images: np.ndarray, labels: np.ndarray) -> tuple[Path, Path]:
     """Uncompressed IDX files, as ``prepare_mnist`` unpacks them."""
     folder.mkdir(parents=True, exist_ok=True)
     image_path, label_path = folder / "images-idx3-ubyte", folder / "labels-idx1-ubyte"
-    image_path.write_bytes(struct.pack(">IIII", 0x803, len(images), 28, 28) + images.astype(np.uint8).tobytes())
-    label_path.write_bytes(struct.pack(">II", 0x801, len(labels)) + labels.astype(np.uint8).tobytes())
+    image_path.write_bytes(struct.pack(">IIII", 0x803, len(images), 28, 28)
+                           + images.astype(np.uint8).tobytes())
+    label_path.write_bytes(struct.pack(">II", 0x801, len(labels))
+                           + labels.astype(np.uint8).tobytes())
     return image_path, label_path
 
 
@@ -75,8 +81,10 @@ def torch_logits(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
         return torch.cat([model(batch) for batch in x.split(1000)]).numpy()
 
 
-def c_logits(binary: Path, model_path: Path, images: Path, mean: float, std: float, n: int) -> np.ndarray:
-    result = run(binary, "--logits", "--images", images, "--mean", repr(mean), "--std", repr(std), "-n", n, model_path)
+def c_logits(binary: Path, model_path: Path, images: Path, mean: float, std: float,
+             n: int) -> np.ndarray:
+    result = run(binary, "--logits", "--images", images, "--mean", repr(mean), "--std", repr(std),
+                 "-n", n, model_path)
     assert result.returncode == 0, result.stderr
     return np.loadtxt(result.stdout.splitlines(), dtype=np.float32, ndmin=2)
 
@@ -86,16 +94,17 @@ def reseal(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def synthetic(architecture: str, position_bits: int, use_huffman: bool, k: int = 7, keep: float = 0.1,
-              seed: int = 0) -> tuple[torch.nn.Module, dict[str, EncodedLayer]]:
-    """A random model whose layers keep about ``keep`` of their weights and share ``k`` values, encoded.
-    (Hand-made codebooks instead of k-means: as valid for the format, and instant.)"""
+def synthetic(architecture: str, position_bits: int, use_huffman: bool, k: int = 7,
+              keep: float = 0.1, seed: int = 0) -> tuple[torch.nn.Module, dict[str, EncodedLayer]]:
+    """A random model whose layers keep about ``keep`` of their weights and share ``k`` values,
+    encoded. (Hand-made codebooks instead of k-means: as valid for the format, and instant.)"""
     torch.manual_seed(seed)
     model = build_model(architecture)
     for layer in model.children():
         weight = layer.weight.detach()
         mask = torch.rand(weight.shape) < keep
-        share_layer(layer, torch.linspace(-1, 1, k) * weight.abs().max(), torch.randint(0, k, weight.shape), mask)
+        share_layer(layer, torch.linspace(-1, 1, k) * weight.abs().max(),
+                    torch.randint(0, k, weight.shape), mask)
     names = [name for name, _ in model.named_children()]
     return model.eval(), encode_model(model, names, position_bits, use_huffman)
 
@@ -111,7 +120,8 @@ def digits(tmp_path_factory) -> tuple[np.ndarray, Path, Path]:
 
 @pytest.fixture(scope="module")
 def small_file(tmp_path_factory) -> Path:
-    """A valid compact LeNet-300-100 file of a few kB: 1% of the weights kept, 3 shared values, Huffman."""
+    """A valid compact LeNet-300-100 file of a few kB: 1% of the weights kept, 3 shared values,
+    Huffman."""
     path = tmp_path_factory.mktemp("small") / "small.dlcz"
     write_compact(path, "lenet300", synthetic("lenet300", 8, True, k=3, keep=0.01)[1])
     return path
@@ -129,10 +139,12 @@ def small_file(tmp_path_factory) -> Path:
     ("lenet5", False, 8, 31, 0.5),
     ("lenet5", True, 5, 2, 1.0),      # no pruning at all
 ])
-def test_synthetic_models_agree_with_pytorch(tmp_path, dlcz, digits, architecture, use_huffman, position_bits, k, keep):
+def test_synthetic_models_agree_with_pytorch(tmp_path, dlcz, digits, architecture, use_huffman,
+                                             position_bits, k, keep):
     images, image_path, _ = digits
     path = tmp_path / "model.dlcz"
-    write_compact(path, architecture, synthetic(architecture, position_bits, use_huffman, k, keep)[1])
+    write_compact(path, architecture,
+                  synthetic(architecture, position_bits, use_huffman, k, keep)[1])
     mean, std = 0.25, 0.5  # not the defaults: the options are honoured
     expected = torch_logits(load_compact(path), normalised(images, mean, std))
     got = c_logits(dlcz, path, image_path, mean, std, len(images))
@@ -146,9 +158,11 @@ def shipped(request, tmp_path_factory) -> tuple[str, Path]:
     """The shipped trained model, pruned to Han et al.'s sparsities in one shot (no retraining) and
     shared with notebook 13's bits by k-means (no fine-tuning): a valid file, quickly."""
     architecture = request.param
-    model = share_pruned(pruned_copy(pretrained(architecture), HAN_SPARSITY[architecture]), BITS[architecture])
+    model = share_pruned(pruned_copy(pretrained(architecture), HAN_SPARSITY[architecture]),
+                         BITS[architecture])
     path = tmp_path_factory.mktemp("shipped") / f"{architecture}.dlcz"
-    write_compact(path, architecture, encode_model(model, list(BITS[architecture]), position_bits=8, use_huffman=True))
+    write_compact(path, architecture,
+                  encode_model(model, list(BITS[architecture]), position_bits=8, use_huffman=True))
     return architecture, path
 
 
@@ -157,8 +171,10 @@ def test_shipped_models_agree_with_pytorch_on_the_test_set(dlcz, mnist, shipped)
     raw = prepare_mnist() / "MNIST" / "raw"
     x, y = mnist.test[list(range(TEST_DIGITS))]
     expected = torch_logits(load_compact(path), x)
-    got = c_logits(dlcz, path, raw / "t10k-images-idx3-ubyte", mnist.train.mean, mnist.train.std, TEST_DIGITS)
-    assert np.array_equal(got.argmax(1), expected.argmax(1)), f"{(got.argmax(1) != expected.argmax(1)).sum()} digits differ"
+    got = c_logits(dlcz, path, raw / "t10k-images-idx3-ubyte", mnist.train.mean, mnist.train.std,
+                   TEST_DIGITS)
+    assert np.array_equal(got.argmax(1), expected.argmax(1)), (
+        f"{(got.argmax(1) != expected.argmax(1)).sum()} digits differ")
     assert np.abs(got - expected).max() < 1e-4
 
     n = 1000  # the other two outputs, on fewer digits
@@ -173,7 +189,8 @@ def test_shipped_models_agree_with_pytorch_on_the_test_set(dlcz, mnist, shipped)
 
 
 def test_defaults_are_the_course_data_and_its_normalisation(dlcz, mnist, shipped):
-    """Run from the project root without options: data/mnist/MNIST/raw and load_mnist()'s mean and std."""
+    """Run from the project root without options: data/mnist/MNIST/raw and load_mnist()'s mean and
+    std."""
     _, path = shipped
     n = 200
     expected = torch_logits(load_compact(path), mnist.test[list(range(n))][0])
@@ -192,8 +209,9 @@ def test_info_counts_the_kept_weights(tmp_path, dlcz):
     assert result.stdout.startswith(f"lenet5, format version 1, {size} bytes")
     for name in layers:
         weight = getattr(model, name).weight
-        assert re.search(rf"^{name} .*: {int((weight != 0).sum())} of {weight.numel()} weights kept, "
-                         rf"15 values shared, {layers[name].count} entries", result.stdout, re.M)
+        assert re.search(rf"^{name} .*: {int((weight != 0).sum())} of {weight.numel()} weights "
+                         rf"kept, 15 values shared, {layers[name].count} entries", result.stdout,
+                         re.M)
 
 
 def test_help(dlcz):
@@ -220,18 +238,23 @@ def test_fixed_point_mlp_is_bit_exact(tmp_path, dlcz, mnist, calibration, bits, 
     path = tmp_path / "lenet300.dlfx"
     size = deploy.write_fixed(path, model)
     assert size == path.stat().st_size == 8 + 4 + sum(
-        6 + (1 if bits <= 8 else 2) * w.numel() + 4 * w.shape[0] for w in (model.fc1_w, model.fc2_w, model.fc3_w))
+        6 + (1 if bits <= 8 else 2) * w.numel() + 4 * w.shape[0]
+        for w in (model.fc1_w, model.fc2_w, model.fc3_w))
     x, _ = mnist.test[list(range(digits))]
     expected = model(x).numpy()  # (digits, 10) int64
     raw = prepare_mnist() / "MNIST" / "raw"
-    got = deploy.c_logits(path, digits, raw / "t10k-images-idx3-ubyte", mnist.train.mean, mnist.train.std, binary=dlcz)
+    got = deploy.c_logits(path, digits, raw / "t10k-images-idx3-ubyte", mnist.train.mean,
+                          mnist.train.std, binary=dlcz)
     assert got.dtype == np.int64 and got.shape == expected.shape
-    assert np.array_equal(got, expected), f"{(got != expected).any(1).sum()} of {digits} digits differ"
-    assert np.array_equal(deploy.run_fixed(deploy.read_fixed(path), x).numpy(), expected)  # Python reads it back
+    assert np.array_equal(got, expected), (
+        f"{(got != expected).any(1).sum()} of {digits} digits differ")
+    # Python reads it back
+    assert np.array_equal(deploy.run_fixed(deploy.read_fixed(path), x).numpy(), expected)
 
 
 def test_fixed_point_defaults_and_accuracy(tmp_path, dlcz, mnist, calibration):
-    """From the project root with no options: the course's digits and normalisation; --accuracy and --info."""
+    """From the project root with no options: the course's digits and normalisation; --accuracy and
+    --info."""
     model = FixedPointMLP(pretrained("lenet300"), 8, calibration)
     path = tmp_path / "q8.dlfx"
     size = deploy.write_fixed(path, model)
@@ -245,25 +268,29 @@ def test_fixed_point_defaults_and_accuracy(tmp_path, dlcz, mnist, calibration):
     correct = int((expected.argmax(1) == y).sum())
     assert f"fixed-point: accuracy {correct / n:.4f} ({correct} of {n} digits)" in summary.stdout
     info = run(dlcz, "--info", path)
-    assert info.returncode == 0 and info.stdout.startswith(f"fixed-point MLP, 8-bit words, format version 1, {size} bytes")
+    assert info.returncode == 0 and info.stdout.startswith("fixed-point MLP, 8-bit words, format "
+                                                           f"version 1, {size} bytes")
     frac = model.frac
     shift = frac["input"] + frac["fc1.weight"] - frac["fc1.out"]
     assert f"input: {frac['input']} fractional bits" in info.stdout
-    assert (f"layer 1 (300, 784): weights {frac['fc1.weight']}, output {frac['fc1.out']} fractional bits, "
-            f"sums shifted right by {shift}, then ReLU") in info.stdout
+    assert (f"layer 1 (300, 784): weights {frac['fc1.weight']}, output {frac['fc1.out']} "
+            f"fractional bits, sums shifted right by {shift}, then ReLU") in info.stdout
 
 
-def tiny_fixed(bits: int = 8, frac: tuple[int, int, int] = (4, 6, 3), seed: int = 0) -> deploy.FixedFile:
+def tiny_fixed(bits: int = 8, frac: tuple[int, int, int] = (4, 6, 3),
+               seed: int = 0) -> deploy.FixedFile:
     """A random 784-16-10 integer network (one ReLU), quick to write, run and damage."""
     generator = torch.Generator().manual_seed(seed)
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1)
     layers = [deploy.FixedLayer(torch.randint(lo, hi, (out, inputs), generator=generator),
-                                torch.randint(-(2 ** (2 * bits - 2)), 2 ** (2 * bits - 2), (out,), generator=generator),
+                                torch.randint(-(2 ** (2 * bits - 2)), 2 ** (2 * bits - 2), (out,),
+                                              generator=generator),
                                 frac[1], frac[2]) for out, inputs in [(16, 784), (10, 16)]]
     return deploy.FixedFile(bits, frac[0], layers)
 
 
-@pytest.mark.parametrize("bits, frac", [(8, (4, 6, 3)), (12, (2, 9, -1)), (3, (0, 1, 12)), (16, (10, 14, 7))])
+@pytest.mark.parametrize("bits, frac",
+                         [(8, (4, 6, 3)), (12, (2, 9, -1)), (3, (0, 1, 12)), (16, (10, 14, 7))])
 def test_fixed_point_rounding_and_saturation_on_random_networks(tmp_path, dlcz, digits, bits, frac):
     """Random integers saturate often and round both ways: shifts of 7 and 12 bits, one of -11
     (a left shift), 17 bits with 16-bit words."""
@@ -281,18 +308,29 @@ def test_fixed_file_round_trip_and_limits(calibration):
     content = deploy.parse_fixed(deploy.fixed_bytes(model))
     assert (content.bits, content.frac_input) == (8, model.frac["input"])
     for layer, name in zip(content.layers, model.names, strict=True):
-        assert torch.equal(layer.weight, getattr(model, f"{name}_w")) and torch.equal(layer.bias, getattr(model, f"{name}_b"))
-        assert (layer.frac_weight, layer.frac_out) == (model.frac[f"{name}.weight"], model.frac[f"{name}.out"])
+        assert (torch.equal(layer.weight, getattr(model, f"{name}_w"))
+                and torch.equal(layer.bias, getattr(model, f"{name}_b")))
+        assert (layer.frac_weight, layer.frac_out) == (model.frac[f"{name}.weight"],
+                                                       model.frac[f"{name}.out"])
     good = tiny_fixed()
     bad = {
         "17-bit words": replace(good, bits=17),
-        "a weight too wide": replace(good, layers=[replace(good.layers[0], weight=good.layers[0].weight * 2), good.layers[1]]),
-        "a bias too wide": replace(good, layers=[good.layers[0], replace(good.layers[1], bias=good.layers[1].bias * 4)]),
+        "a weight too wide":
+            replace(good, layers=[replace(good.layers[0], weight=good.layers[0].weight * 2),
+                                  good.layers[1]]),
+        "a bias too wide":
+            replace(good, layers=[good.layers[0],
+                                  replace(good.layers[1], bias=good.layers[1].bias * 4)]),
         "a shift of 63": replace(good, frac_input=60),
-        "a left shift of 17": replace(good, layers=[replace(good.layers[0], frac_out=27), good.layers[1]]),
-        "not 784 inputs": replace(good, layers=[replace(good.layers[0], weight=good.layers[0].weight[:, :100]), good.layers[1]]),
-        "9 classes": replace(good, layers=[good.layers[0], replace(good.layers[1], weight=good.layers[1].weight[:9],
-                                                                   bias=good.layers[1].bias[:9])]),
+        "a left shift of 17":
+            replace(good, layers=[replace(good.layers[0], frac_out=27), good.layers[1]]),
+        "not 784 inputs":
+            replace(good, layers=[replace(good.layers[0], weight=good.layers[0].weight[:, :100]),
+                                  good.layers[1]]),
+        "9 classes":
+            replace(good, layers=[good.layers[0],
+                                  replace(good.layers[1], weight=good.layers[1].weight[:9],
+                                          bias=good.layers[1].bias[:9])]),
         "no layers": replace(good, layers=[]),
     }
     for case, content in bad.items():
@@ -317,10 +355,12 @@ def fixed_damaged(good: bytes) -> dict[str, tuple[bytes, str]]:
         "17-bit words": (patched(5, b"\x11"), "17-bit words"),
         "no layers": (patched(7, b"\x00"), "0 layers"),
         "not 784 inputs": (patched(10, struct.pack("<H", 785)), "reads 785 inputs, not 784"),
-        "inputs of layer 2": (patched(layer1 + 2, struct.pack("<H", 15)), "layer 2 reads 15 inputs, not 16"),
+        "inputs of layer 2":
+            (patched(layer1 + 2, struct.pack("<H", 15)), "layer 2 reads 15 inputs, not 16"),
         "a shift of 130 bits": (patched(6, b"\x7f"), "shifts its sums by 130 bits"),
-        "9 classes": (reseal(body[:layer1] + struct.pack("<H", 9) + body[layer1 + 2:layer1 + 6 + 9 * 16]
-                             + body[layer1 + 6 + 10 * 16:-4]), "9 outputs, not the 10 classes"),
+        "9 classes":
+            (reseal(body[:layer1] + struct.pack("<H", 9) + body[layer1 + 2:layer1 + 6 + 9 * 16]
+                    + body[layer1 + 6 + 10 * 16:-4]), "9 outputs, not the 10 classes"),
         "extra bytes": (reseal(body + b"xyz"), "3 unexpected bytes"),
         "cut, resealed": (reseal(body[:-3]), "cut short"),
     }
@@ -332,7 +372,8 @@ def test_damaged_fixed_files_are_refused(tmp_path, dlcz, digits):
     for case, (data, message) in fixed_damaged(good).items():
         path.write_bytes(data)
         result = run(dlcz, "--images", digits[1], path)
-        assert result.returncode == 1 and message in result.stderr and result.stdout == "", (case, result.stderr)
+        assert (result.returncode == 1 and message in result.stderr
+                and result.stdout == ""), (case, result.stderr)
         with pytest.raises(ValueError):
             deploy.parse_fixed(data)
 
@@ -347,24 +388,29 @@ def test_fixed_weight_and_bias_out_of_range_are_refused(tmp_path, dlcz, digits):
         path = tmp_path / f"{what}.dlfx"
         path.write_bytes(reseal(altered))
         result = run(dlcz, "--images", digits[1], path)
-        assert result.returncode == 1 and f"{what} " in result.stderr and "does not fit" in result.stderr, result.stderr
+        assert (result.returncode == 1 and f"{what} " in result.stderr
+                and "does not fit" in result.stderr), result.stderr
         with pytest.raises(ValueError, match="does not fit"):
             deploy.read_fixed(path)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
-def test_fixed_resealed_alterations_are_refused_or_computed_as_by_python(dlcz, digits, tmp_path, data):
+def test_fixed_resealed_alterations_are_refused_or_computed_as_by_python(dlcz, digits, tmp_path,
+                                                                         data):
     body = bytearray(deploy.fixed_bytes(tiny_fixed(bits=6, frac=(3, 5, 2)))[:-4])
     body[data.draw(st.integers(4, len(body) - 1))] ^= data.draw(st.integers(1, 255))
     path = tmp_path / "resealed.dlfx"
     path.write_bytes(reseal(bytes(body)))
-    result = run(dlcz, "--logits", "--images", digits[1], "-n", 8, "--mean", 0.25, "--std", 0.5, path)
+    result = run(dlcz, "--logits", "--images", digits[1], "-n", 8, "--mean", 0.25, "--std", 0.5,
+                 path)
     assert result.returncode in (0, 1), result.stderr
     try:
         content = deploy.read_fixed(path)
     except ValueError:
-        assert result.returncode == 1 and result.stderr.startswith("dlcz: error: "), "C accepts what Python refuses"
+        assert (result.returncode == 1
+                and result.stderr.startswith("dlcz: error: ")), "C accepts what Python refuses"
         return
     assert result.returncode == 0, f"C refuses what Python accepts: {result.stderr}"
     expected = deploy.run_fixed(content, normalised(digits[0][:8], 0.25, 0.5)).numpy()
@@ -426,11 +472,13 @@ def test_run_parse_and_errors(dlcz, mnist, shipped):
     expected = torch_logits(load_compact(path), mnist.test[list(range(n))][0])
     logits = deploy.c_logits(path, n, mean=mnist.train.mean, std=mnist.train.std, binary=dlcz)
     assert logits.dtype == np.float32 and np.abs(logits - expected).max() < 1e-4
-    predictions = deploy.c_predictions(path, n, mean=mnist.train.mean, std=mnist.train.std, binary=dlcz)
+    predictions = deploy.c_predictions(path, n, mean=mnist.train.mean, std=mnist.train.std,
+                                       binary=dlcz)
     assert np.array_equal(predictions, expected.argmax(1))
     summary = deploy.c_accuracy(path, n, mnist.train.mean, mnist.train.std, binary=dlcz)
     labels = mnist.test[list(range(n))][1].numpy()
-    assert (summary.name, summary.digits, summary.correct) == (architecture, n, int((expected.argmax(1) == labels).sum()))
+    assert ((summary.name, summary.digits, summary.correct)
+            == (architecture, n, int((expected.argmax(1) == labels).sum())))
     assert summary.accuracy == pytest.approx(summary.correct / n, abs=1e-4)
     assert 0 < summary.median_seconds < 1 and 0 < summary.mean_seconds < 1
     with pytest.raises(deploy.ProgramError, match="cannot open"):
@@ -439,8 +487,10 @@ def test_run_parse_and_errors(dlcz, mnist, shipped):
 
 def test_parse_accuracy():
     run_ = deploy.parse_accuracy("lenet300: accuracy 0.9834 (9834 of 10000 digits)\n"
-                                 "time per digit: 0.0131 ms on average, 0.0129 ms median (batch 1, one thread)\n")
-    assert run_ == deploy.CRun("lenet300", 0.9834, 9834, 10000, pytest.approx(1.31e-5), pytest.approx(1.29e-5))
+                                 "time per digit: 0.0131 ms on average, 0.0129 ms median (batch 1, "
+                                 "one thread)\n")
+    assert run_ == deploy.CRun("lenet300", 0.9834, 9834, 10000, pytest.approx(1.31e-5),
+                               pytest.approx(1.29e-5))
     with pytest.raises(ValueError, match="not the output"):
         deploy.parse_accuracy("3\n7\n")
 
@@ -460,7 +510,8 @@ def test_compressed_reference_writes_a_small_file(tmp_path):
     size = deploy.write_compressed(tmp_path / "m.dlcz", "lenet300", model)
     assert size == (tmp_path / "m.dlcz").stat().st_size < 40_000
     weight = model.fc1.weight.detach()
-    assert (weight != 0).float().mean() < 0.1 and len(weight.unique()) <= 2**6  # pruned, 63 values + 0
+    # pruned, 63 values + 0
+    assert (weight != 0).float().mean() < 0.1 and len(weight.unique()) <= 2**6
 
 
 # ---- everything damaged is refused, with a message and exit status 1 (2 for arguments) ----
@@ -474,8 +525,10 @@ def damaged_files(small: bytes) -> dict[str, tuple[bytes, str]]:
     def with_layer(name: str, **changes) -> bytes:
         return compact_bytes("lenet300", {**layers, name: replace(layers[name], **changes)})
 
-    one_row = torch.nn.Linear(100, 1)  # fc3 as (1, 100): PyTorch's copy_ would broadcast it to (10, 100)
-    share_layer(one_row, torch.tensor([0.5, -0.5]), torch.randint(0, 2, (1, 100)), torch.rand(1, 100) < 0.5)
+    # fc3 as (1, 100): PyTorch's copy_ would broadcast it to (10, 100)
+    one_row = torch.nn.Linear(100, 1)
+    share_layer(one_row, torch.tensor([0.5, -0.5]), torch.randint(0, 2, (1, 100)),
+                torch.rand(1, 100) < 0.5)
     flipped = bytearray(small)
     flipped[len(small) // 2] ^= 0x10
     return {
@@ -487,22 +540,31 @@ def damaged_files(small: bytes) -> dict[str, tuple[bytes, str]]:
         "wrong version": (reseal(body[:4] + b"\x02" + body[5:]), "format version 2"),
         "unknown architecture": (compact_bytes("resnet", layers), "architecture 'resnet'"),
         "architecture not in C": (compact_bytes("mlp", layers), "architecture 'mlp'"),
-        "layers of another net": (compact_bytes("lenet300", {"conv1": replace(layers["fc1"], name="conv1")}),
-                                  "layer 'conv1'"),
-        "missing layer": (compact_bytes("lenet300", {n: c for n, c in layers.items() if n != "fc3"}), "no layer fc3"),
+        "layers of another net":
+            (compact_bytes("lenet300", {"conv1": replace(layers["fc1"], name="conv1")}),
+             "layer 'conv1'"),
+        "missing layer":
+            (compact_bytes("lenet300", {n: c for n, c in layers.items() if n != "fc3"}),
+             "no layer fc3"),
         "layer twice": (reseal(_twice(layers)), "fc3 appears twice"),
         "wrong shape": (with_layer("fc2", shape=(100, 301)), "dimension 1 is 301"),
-        "broadcastable shape": (compact_bytes("lenet300", {**layers, "fc3": encode_layer(one_row, 8, False, "fc3")}),
-                                "dimension 0 is 1"),
+        "broadcastable shape":
+            (compact_bytes("lenet300", {**layers, "fc3": encode_layer(one_row, 8, False, "fc3")}),
+             "dimension 0 is 1"),
         "no bias": (with_layer("fc3", bias=None), "no bias"),
         "extra bytes": (reseal(body + b"abc"), "3 unexpected bytes"),
         "cut inside a layer, resealed": (reseal(body[:-50]), "needs"),
-        "value stream too short": (with_layer("fc1", values=layers["fc1"].values[:10]), "value stream ends"),
-        "value index past the codebook": (with_layer("fc1", codebook=layers["fc1"].codebook[:1]), "codebook has only 1"),
-        "position past the weights": (with_layer("fc3", positions=b"\xff" * len(layers["fc3"].positions)), "past its 1000"),
-        "NaN in the codebook": (with_layer("fc2", codebook=torch.tensor([0.5, float("nan"), 1.0])), "not a finite"),
-        "no prefix code": (with_layer("fc3", value_lengths={0: 1, 1: 1, 2: 1}, position_lengths={0: 1},
-                                      values=b"\0" * 8, positions=b"\0" * 8), "no prefix code"),
+        "value stream too short":
+            (with_layer("fc1", values=layers["fc1"].values[:10]), "value stream ends"),
+        "value index past the codebook":
+            (with_layer("fc1", codebook=layers["fc1"].codebook[:1]), "codebook has only 1"),
+        "position past the weights":
+            (with_layer("fc3", positions=b"\xff" * len(layers["fc3"].positions)), "past its 1000"),
+        "NaN in the codebook":
+            (with_layer("fc2", codebook=torch.tensor([0.5, float("nan"), 1.0])), "not a finite"),
+        "no prefix code":
+            (with_layer("fc3", value_lengths={0: 1, 1: 1, 2: 1}, position_lengths={0: 1},
+                        values=b"\0" * 8, positions=b"\0" * 8), "no prefix code"),
         "bits that are no code": (with_layer("fc3", value_lengths={1: 2}, position_lengths={0: 1},
                                              values=b"\xff" * 8, positions=b"\0" * 8), "no code"),
     }
@@ -521,11 +583,12 @@ def damaged(small_file):
     return files
 
 
-DAMAGE = ["empty", "truncated", "altered byte", "wrong magic", "not a model at all", "wrong version",
-          "unknown architecture", "architecture not in C", "layers of another net", "missing layer", "layer twice",
-          "wrong shape", "broadcastable shape", "no bias", "extra bytes", "cut inside a layer, resealed", "value stream too short",
-          "value index past the codebook", "position past the weights", "NaN in the codebook", "no prefix code",
-          "bits that are no code"]
+DAMAGE = ["empty", "truncated", "altered byte", "wrong magic", "not a model at all",
+          "wrong version", "unknown architecture", "architecture not in C", "layers of another net",
+          "missing layer", "layer twice", "wrong shape", "broadcastable shape", "no bias",
+          "extra bytes", "cut inside a layer, resealed", "value stream too short",
+          "value index past the codebook", "position past the weights", "NaN in the codebook",
+          "no prefix code", "bits that are no code"]
 
 
 @pytest.mark.parametrize("case", DAMAGE)
@@ -539,9 +602,10 @@ def test_damaged_model_file_is_refused(tmp_path, dlcz, digits, damaged, case):
 
 
 def test_refused_as_by_python_where_python_refuses(tmp_path, damaged):
-    """Every damaged file is refused by load_compact too, but four the C program is stricter about, which
-    load_compact accepts: fc3 twice (the last one wins), a NaN weight, code lengths that are no prefix code
-    (the codes that clash are never read), and a (1, 100) fc3 (copy_ broadcasts it to all 10 rows)."""
+    """Every damaged file is refused by load_compact too, but four the C program is stricter about,
+    which load_compact accepts: fc3 twice (the last one wins), a NaN weight, code lengths that are
+    no prefix code (the codes that clash are never read), and a (1, 100) fc3 (copy_ broadcasts it to
+    all 10 rows)."""
     stricter = {"layer twice", "NaN in the codebook", "no prefix code", "broadcastable shape"}
     for case in set(DAMAGE) - stricter:
         path = tmp_path / "model.dlcz"
@@ -568,7 +632,9 @@ def test_damaged_digit_files_are_refused(tmp_path, dlcz, digits, small_file):
         "missing labels": ("labels", None, "cannot open"),
         "label magic": ("labels", good_images, "not an IDX file of labels"),
         "labels cut short": ("labels", good_labels[:-1], "cut short"),
-        "fewer labels": ("labels", struct.pack(">II", 0x801, 10) + good_labels[8:18], "10 labels for the 64 images"),
+        "fewer labels":
+            ("labels", struct.pack(">II", 0x801, 10) + good_labels[8:18],
+             "10 labels for the 64 images"),
         "label 10": ("labels", good_labels[:20] + b"\x0a" + good_labels[21:], "not a class 0..9"),
     }
     for case, (which, data, message) in cases.items():
@@ -579,7 +645,8 @@ def test_damaged_digit_files_are_refused(tmp_path, dlcz, digits, small_file):
             paths[which].unlink()
         else:
             paths[which].write_bytes(data)
-        result = run(dlcz, "--accuracy", "--images", paths["images"], "--labels", paths["labels"], small_file)
+        result = run(dlcz, "--accuracy", "--images", paths["images"], "--labels", paths["labels"],
+                     small_file)
         assert result.returncode == 1, (case, result.returncode, result.stderr)
         assert message in result.stderr, (case, result.stderr)
 
@@ -606,7 +673,8 @@ def test_more_digits_than_the_file_holds(dlcz, digits, small_file):
     assert result.returncode == 1 and "holds 64 digits, 65 asked for" in result.stderr
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_any_altered_byte_is_refused(dlcz, digits, small_file, tmp_path, data):
     original = small_file.read_bytes()
@@ -619,7 +687,8 @@ def test_any_altered_byte_is_refused(dlcz, digits, small_file, tmp_path, data):
     assert result.returncode == 1 and re.search("CRC-32|wrong magic", result.stderr), result.stderr
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_any_truncation_is_refused(dlcz, digits, small_file, tmp_path, data):
     original = small_file.read_bytes()
@@ -630,21 +699,25 @@ def test_any_truncation_is_refused(dlcz, digits, small_file, tmp_path, data):
     assert result.returncode == 1 and re.search("CRC-32|cut short", result.stderr), result.stderr
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
-def test_resealed_alterations_are_refused_or_computed_as_by_python(dlcz, digits, small_file, tmp_path, data):
-    """A byte altered and the CRC-32 made valid again reaches the decoder itself: the program refuses the
-    file (exit 1) or computes what load_compact computes from it; it never crashes."""
+def test_resealed_alterations_are_refused_or_computed_as_by_python(dlcz, digits, small_file,
+                                                                   tmp_path, data):
+    """A byte altered and the CRC-32 made valid again reaches the decoder itself: the program
+    refuses the file (exit 1) or computes what load_compact computes from it; it never crashes."""
     body = bytearray(small_file.read_bytes()[:-4])
     body[data.draw(st.integers(4, len(body) - 1))] ^= data.draw(st.integers(1, 255))
     path = tmp_path / "resealed.dlcz"
     path.write_bytes(reseal(bytes(body)))
-    result = run(dlcz, "--logits", "--images", digits[1], "-n", 8, "--mean", 0.25, "--std", 0.5, path)
+    result = run(dlcz, "--logits", "--images", digits[1], "-n", 8, "--mean", 0.25, "--std", 0.5,
+                 path)
     assert result.returncode in (0, 1), result.stderr
     if result.returncode == 1:
         assert result.stderr.startswith("dlcz: error: ") and result.stdout == ""
         return
-    expected = torch_logits(load_compact(path), normalised(digits[0][:8], 0.25, 0.5))  # accepted by Python too
+    # accepted by Python too
+    expected = torch_logits(load_compact(path), normalised(digits[0][:8], 0.25, 0.5))
     got = np.loadtxt(result.stdout.splitlines(), dtype=np.float32)
     if np.isfinite(expected).all() and np.isfinite(got).all():  # an altered exponent may overflow
         assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
@@ -656,9 +729,11 @@ def test_resealed_alterations_are_refused_or_computed_as_by_python(dlcz, digits,
 def test_make_deploy_builds_with_c99_and_O2():
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    result = subprocess.run(["make", "-n", "-B", "deploy"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    result = subprocess.run(["make", "-n", "-B", "deploy"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"-std=c99 -O2 .*-o build/deploy/dlcz .*deploy/main\.c.*-lm", result.stdout), result.stdout
+    assert re.search(r"-std=c99 -O2 .*-o build/deploy/dlcz .*deploy/main\.c.*-lm",
+                     result.stdout), result.stdout
 
 
 def test_sources_are_short_lines():

@@ -13,7 +13,9 @@ def test_every_numpy_call_goes_through_cpu():
     offending = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "numpy":
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "numpy"):
                 if ".cpu()" not in ast.unparse(node.func.value):
-                    offending.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
+                    offending.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: "
+                                     f"{ast.unparse(node)}")
     assert offending == []

@@ -8,7 +8,8 @@ from course_utils.paths import PROJECT_ROOT
 
 tomllib = pytest.importorskip("tomllib")
 CONDA_NAMES = {"pytorch-cpu": "torch"}  # conda-forge's CPU-only PyTorch is the pip package torch
-CONDA_ONLY = {"python", "pip", "c-compiler"}  # no pip package: the interpreter, pip, a C compiler (notebook 14)
+# no pip package: the interpreter, pip, a C compiler (notebook 14)
+CONDA_ONLY = {"python", "pip", "c-compiler"}
 
 
 def package_name(requirement: str) -> str:
@@ -17,7 +18,8 @@ def package_name(requirement: str) -> str:
 
 def pip_packages() -> set[str]:
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["test"]  # not the browser test's extra
+    # not the browser test's extra
+    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
     return {package_name(r) for r in requirements}
 
 
@@ -25,7 +27,8 @@ def conda_packages() -> set[str]:
     names = set()
     text = (PROJECT_ROOT / "environment.yml").read_text()
     for line in text.split("dependencies:", 1)[1].splitlines():
-        match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)  # top-level dependencies only, not the pip: list
+        # top-level dependencies only, not the pip: list
+        match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
         if match and match.group(1) not in CONDA_ONLY:
             names.add(CONDA_NAMES.get(match.group(1), match.group(1)).lower())
     return names

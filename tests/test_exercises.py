@@ -100,3 +100,18 @@ def test_a_check_handed_the_course_version_says_so_instead_of_passing(capsys):
     assert "the course's version, not yours" in capsys.readouterr().err
     with pytest.raises(AssertionError, match="not yours"):
         check_to_fixed(to_fixed, strict=True)
+
+
+def test_check_reports_pass_fail_not_attempted_and_errors(capsys):
+    def stub():
+        raise NotImplementedError
+
+    check("passes", lambda: 1 + 1 == 2)
+    check("fails", lambda: 1 + 1 == 3)
+    check("stub", stub)
+    check("broken", lambda: 1 / 0)
+    captured = capsys.readouterr()
+    assert captured.out == "✓ passes\n"  # passes on standard output, the rest on standard error
+    err = captured.err.splitlines()
+    assert err[0].startswith("✗ fails")
+    assert "not attempted" in err[1] and "ZeroDivisionError" in err[2]

@@ -31,12 +31,14 @@ def test_conversion_by_hand():
     x = torch.tensor([1.03125, -1.03125, 1.0, 0.03, 7.9375, -8.0, 100.0, -100.0, 8.0])
     # 1.03125 * 16 = 16.5 rounds half up to 17; -16.5 to -16; 0.48 to 0; beyond the range saturates
     assert to_fixed(x, 8, 4).tolist() == [17, -16, 16, 0, 127, -128, 127, -128, 127]
-    assert from_fixed(torch.tensor([17, -16, 127, -128]), 4).tolist() == [1.0625, -1.0, 7.9375, -8.0]
+    assert from_fixed(torch.tensor([17, -16, 127, -128]), 4).tolist() == [1.0625, -1.0, 7.9375,
+                                                                          -8.0]
     assert to_fixed(torch.tensor([0.75, -0.75]), 4, 1).tolist() == [2, -1]  # 1.5 -> 2, -1.5 -> -1
 
 
 def test_negative_and_large_frac_bits():
-    assert to_fixed(torch.tensor([100.0, 1000.0]), 8, -2).tolist() == [25, 127]  # steps of 4, up to 508
+    # steps of 4, up to 508
+    assert to_fixed(torch.tensor([100.0, 1000.0]), 8, -2).tolist() == [25, 127]
     assert round_to_fixed(torch.tensor([0.001]), 8, 12).tolist() == [pytest.approx(4 / 4096)]
 
 
@@ -50,7 +52,8 @@ def test_round_trip_error_is_at_most_half_a_step_inside_the_range(bits, frac_bit
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(2, 24), st.integers(-4, 20), st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=20))
+@given(st.integers(2, 24), st.integers(-4, 20),
+       st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=20))
 def test_float32_rounding_is_one_of_the_two_neighbours(bits, frac_bits, values):
     x = torch.tensor(values)
     s = torch.tensor(values, dtype=torch.float64) * 2.0**frac_bits
@@ -66,10 +69,13 @@ def test_float32_rounding_is_one_of_the_two_neighbours(bits, frac_bits, values):
 @given(st.floats(-3.9, 3.9))
 def test_stochastic_rounding_is_unbiased(x):
     draws = torch.full((20_000,), x)
-    values = round_to_fixed(draws, 8, 5, "stochastic", torch.Generator().manual_seed(1))  # steps of 1/32
+    # steps of 1/32
+    values = round_to_fixed(draws, 8, 5, "stochastic", torch.Generator().manual_seed(1))
     step = 2.0**-5
-    assert set(values.unique().tolist()) <= {math.floor(x / step) * step, math.ceil(x / step) * step}
-    assert abs(values.double().mean().item() - x) < 5 * (step / 2) / math.sqrt(len(draws))  # 5 standard errors
+    assert set(values.unique().tolist()) <= {math.floor(x / step) * step,
+                                             math.ceil(x / step) * step}
+    # 5 standard errors
+    assert abs(values.double().mean().item() - x) < 5 * (step / 2) / math.sqrt(len(draws))
 
 
 def test_stochastic_rounding_keeps_small_updates_in_expectation():
@@ -80,7 +86,8 @@ def test_stochastic_rounding_keeps_small_updates_in_expectation():
     assert nearest.abs().max() == 0  # the update vanishes
     assert stochastic.mean().item() == pytest.approx(update, rel=0.05)
     on_grid = torch.tensor([0.25, -1.5])
-    assert torch.equal(round_to_fixed(on_grid, 8, 4, "stochastic"), on_grid)  # values on the grid never move
+    # values on the grid never move
+    assert torch.equal(round_to_fixed(on_grid, 8, 4, "stochastic"), on_grid)
 
 
 def test_frac_bits_from_the_range():
@@ -95,12 +102,14 @@ def test_frac_bits_from_the_range():
 @given(st.integers(2, 24), st.floats(1e-6, 1e6))
 def test_chosen_frac_bits_cover_the_range_with_the_finest_step(bits, largest):
     frac_bits = frac_bits_for(torch.tensor([largest], dtype=torch.float64), bits)
-    assert real_range(bits, frac_bits)[1] >= largest - 2.0**-frac_bits  # fits, up to one step at a power of two
+    # fits, up to one step at a power of two
+    assert real_range(bits, frac_bits)[1] >= largest - 2.0**-frac_bits
     assert real_range(bits, frac_bits + 1)[1] < largest  # one more fractional bit would overflow
 
 
 def test_range_and_precision_by_hand():
-    overflow, error = range_and_precision(torch.tensor([0.1, 10.0, -2.0, 1.75]), 4, 2)  # reals -2..1.75
+    # reals -2..1.75
+    overflow, error = range_and_precision(torch.tensor([0.1, 10.0, -2.0, 1.75]), 4, 2)
     assert overflow == 0.25  # 10.0 saturates
     assert error == pytest.approx(0.1 / 3)  # 0.1 -> 0.0; -2.0 and 1.75 are exact
 
@@ -115,7 +124,8 @@ def test_bit_strings():
 
 def test_shift_round_by_hand():
     acc = torch.tensor([5, -5, 7, -7, 6])
-    assert shift_round(acc, 1).tolist() == [3, -2, 4, -3, 3]  # 2.5 -> 3, -2.5 -> -2, 3.5 -> 4, -3.5 -> -3
+    # 2.5 -> 3, -2.5 -> -2, 3.5 -> 4, -3.5 -> -3
+    assert shift_round(acc, 1).tolist() == [3, -2, 4, -3, 3]
     assert shift_round(acc, 2).tolist() == [1, -1, 2, -2, 2]  # 1.25, -1.25, 1.75, -1.75, 1.5
     assert shift_round(acc, 0).tolist() == acc.tolist()
     assert shift_round(acc, -2).tolist() == [20, -20, 28, -28, 24]
@@ -124,22 +134,26 @@ def test_shift_round_by_hand():
 @settings(max_examples=200, deadline=None)
 @given(st.integers(-(2**50), 2**50), st.integers(1, 40))
 def test_shift_round_is_round_half_up(value, shift):
-    expected = (2 * value + 2**shift) // 2 ** (shift + 1)  # floor(value / 2^shift + 1/2) with Python integers
+    # floor(value / 2^shift + 1/2) with Python integers
+    expected = (2 * value + 2**shift) // 2 ** (shift + 1)
     assert shift_round(torch.tensor([value]), shift).item() == expected
 
 
-@pytest.mark.parametrize("bits", [2, 8, 11, 12, 16])  # one int32 product up to 11 bits, 8-bit limbs beyond
+# one int32 product up to 11 bits, 8-bit limbs beyond
+@pytest.mark.parametrize("bits", [2, 8, 11, 12, 16])
 def test_int_matmul_is_exact(bits):
     g = torch.Generator().manual_seed(bits)
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1)
-    a, b = torch.randint(lo, hi, (7, 800), generator=g), torch.randint(lo, hi, (5, 800), generator=g)
+    a, b = torch.randint(lo, hi, (7, 800), generator=g), torch.randint(lo, hi, (5, 800),
+                                                                       generator=g)
     a[0], b[0] = lo, lo  # the extreme products
     assert np.array_equal(int_matmul(a, b, bits).numpy(), a.numpy() @ b.numpy().T)
 
 
 def test_int_matmul_refuses_too_long_rows():
     with pytest.raises(ValueError, match="overflow"):
-        int_matmul(torch.zeros(1, 2**15, dtype=torch.long), torch.zeros(1, 2**15, dtype=torch.long), 8)
+        int_matmul(torch.zeros(1, 2**15, dtype=torch.long),
+                   torch.zeros(1, 2**15, dtype=torch.long), 8)
 
 
 def reference_integer_mlp(model: MLP, frac: dict[str, int], bits: int, x: np.ndarray) -> np.ndarray:
@@ -147,7 +161,8 @@ def reference_integer_mlp(model: MLP, frac: dict[str, int], bits: int, x: np.nda
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
     def fixed(v: np.ndarray, f: int, word: int) -> np.ndarray:  # round half up, saturate
-        return np.clip(np.floor(v.astype(np.float64) * 2.0**f + 0.5), -(2 ** (word - 1)), 2 ** (word - 1) - 1).astype(np.int64)
+        return np.clip(np.floor(v.astype(np.float64) * 2.0**f + 0.5), -(2 ** (word - 1)),
+                       2 ** (word - 1) - 1).astype(np.int64)
 
     q, f_in = fixed(x.reshape(len(x), -1), frac["input"], bits), frac["input"]
     for name in ["fc1", "fc2", "fc3"]:
@@ -169,7 +184,8 @@ def reference_integer_mlp(model: MLP, frac: dict[str, int], bits: int, x: np.nda
 def test_integer_inference_equals_the_reference(bits, dynamic):
     torch.manual_seed(bits)
     model = MLP((20, 12)).eval()
-    calibration, x = torch.randn(64, 1, 28, 28), torch.randn(32, 1, 28, 28) * 1.2  # some inputs beyond the range
+    # some inputs beyond the range
+    calibration, x = torch.randn(64, 1, 28, 28), torch.randn(32, 1, 28, 28) * 1.2
     fixed = FixedPointMLP(model, bits, calibration, dynamic=dynamic)
     q = fixed(x)
     assert q.dtype == torch.int64 and q.shape == (32, 10)
@@ -179,7 +195,8 @@ def test_integer_inference_equals_the_reference(bits, dynamic):
 def test_formats_are_chosen_per_tensor_or_shared():
     torch.manual_seed(0)
     model, calibration = MLP((20, 12)).eval(), torch.randn(64, 1, 28, 28)
-    dynamic, shared = FixedPointMLP(model, 8, calibration), FixedPointMLP(model, 8, calibration, dynamic=False)
+    dynamic, shared = FixedPointMLP(model, 8, calibration), FixedPointMLP(model, 8, calibration,
+                                                                          dynamic=False)
     assert dynamic.frac["fc1.weight"] == frac_bits_for(model.fc1.weight, 8)
     assert dynamic.frac["input"] == frac_bits_for(calibration, 8)
     assert len(set(shared.frac.values())) == 1

@@ -20,7 +20,8 @@ from course_utils.models import CaffeLeNet5, count_parameters
 from course_utils.reference import pretrained
 from course_utils.zoo import build_model
 
-# Weights of the four 3x3 convolutions (no bias), BatchNorm's scale and shift per channel, 1x1 classifier (no bias).
+# Weights of the four 3x3 convolutions (no bias), BatchNorm's scale and shift per channel, 1x1
+# classifier (no bias).
 GAP_PARAMETERS = (1 * 16 + 16 * 32 + 32 * 48 + 48 * 64) * 9 + 2 * (16 + 32 + 48 + 64) + 64 * 10
 
 
@@ -62,21 +63,27 @@ def test_a_black_image_gives_every_class_zero_evidence():
     with torch.no_grad():
         assert torch.equal(model.class_maps(black), torch.zeros(2, 10, 12, 12))
         model.train()
-        assert model(black).abs().max() < 1e-6  # in training mode too (BatchNorm uses the batch's statistics)
+        # in training mode too (BatchNorm uses the batch's statistics)
+        assert model(black).abs().max() < 1e-6
 
 
 def test_shifting_a_digit_by_multiples_of_four_keeps_its_scores():
-    # A map cell sees 26 input pixels (receptive field), so the ink stays at least 22 pixels from the canvas's
-    # edges: no cell that sees ink also sees the padding of a convolution.
+    # A map cell sees 26 input pixels (receptive field), so the ink stays at least 22 pixels from
+    # the canvas's edges: no cell that sees ink also sees the padding of a convolution.
     model = eval_net()
     digit = torch.zeros(1, 28, 28, dtype=torch.uint8)
-    digit[0, 6:22, 9:19] = torch.randint(1, 256, (16, 10), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    canvases = torch.cat([place_on_canvas(digit, 88, top, left) for top, left in [(16, 20), (40, 44), (42, 45)]])
-    x = (canvases.float()[:, None] / 255 - 0.13) / 0.31  # (3, 1, 88, 88), normalised as the loaders do
+    digit[0, 6:22, 9:19] = torch.randint(1, 256, (16, 10),
+                                         generator=torch.Generator().manual_seed(0),
+                                         dtype=torch.uint8)
+    canvases = torch.cat([place_on_canvas(digit, 88, top, left)
+                          for top, left in [(16, 20), (40, 44), (42, 45)]])
+    # (3, 1, 88, 88), normalised as the loaders do
+    x = (canvases.float()[:, None] / 255 - 0.13) / 0.31
     with torch.no_grad():
         logits = model(x)
     assert logits[0].abs().max() > 1e-3  # not trivially zero
-    assert torch.allclose(logits[0], logits[1], rtol=1e-4, atol=1e-7)  # moved by (24, 24): on the pooling grid
+    # moved by (24, 24): on the pooling grid
+    assert torch.allclose(logits[0], logits[1], rtol=1e-4, atol=1e-7)
     assert not torch.allclose(logits[0], logits[2], rtol=1e-2)  # moved by (26, 25): off the grid
 
 
@@ -99,10 +106,13 @@ def test_map_on_input_upsamples_and_cuts_the_frame():
     maps = torch.arange(9.0).reshape(1, 3, 3)
     full = map_on_input(maps, margin=0)
     assert full.shape == (1, 12, 12)
-    assert full[0, 0, 0] == maps[0, 0, 0] and full[0, -1, -1] == maps[0, -1, -1]  # the corners keep their values
-    # Pixel 2's centre (2.5) lies 1/8 of a cell past cell 0's centre (2): the map grows by 1 per cell right, 3 per cell down.
+    # the corners keep their values
+    assert full[0, 0, 0] == maps[0, 0, 0] and full[0, -1, -1] == maps[0, -1, -1]
+    # Pixel 2's centre (2.5) lies 1/8 of a cell past cell 0's centre (2): the map grows by 1 per
+    # cell right, 3 per cell down.
     assert full[0, 2, 2] == 0.125 * 1 + 0.125 * 3
-    assert torch.equal(map_on_input(maps, margin=2), full[:, 2:10, 2:10])  # 4 * 3 - 2 * 2 = 8 pixels a side
+    # 4 * 3 - 2 * 2 = 8 pixels a side
+    assert torch.equal(map_on_input(maps, margin=2), full[:, 2:10, 2:10])
 
 
 def test_place_on_canvas_by_hand():
@@ -111,7 +121,8 @@ def test_place_on_canvas_by_hand():
     assert canvas.dtype == torch.uint8 and canvas.shape == (2, 4, 4)
     assert canvas[0].tolist() == [[0, 0, 0, 0], [0, 0, 1, 2], [0, 0, 3, 4], [0, 0, 0, 0]]
     per_image = place_on_canvas(digits, 3, torch.tensor([0, 1]), torch.tensor([1, 0]))
-    assert per_image.tolist() == [[[0, 1, 2], [0, 3, 4], [0, 0, 0]], [[0, 0, 0], [5, 6, 0], [7, 8, 0]]]
+    assert per_image.tolist() == [[[0, 1, 2], [0, 3, 4], [0, 0, 0]],
+                                  [[0, 0, 0], [5, 6, 0], [7, 8, 0]]]
     assert per_image.sum(dim=(1, 2)).tolist() == digits.sum(dim=(1, 2)).tolist()
 
 
@@ -166,7 +177,8 @@ def test_the_gap_head_averages_its_one_by_one_maps():
 
 def test_gap_lenet5_keeps_lenet5s_convolutions_and_drops_its_fc_layers():
     model, lenet5 = GapLeNet5(), build_model("lenet5")
-    backbone = count_parameters(lenet5) - count_parameters(lenet5.fc1) - count_parameters(lenet5.fc2)
+    backbone = (count_parameters(lenet5) - count_parameters(lenet5.fc1)
+                - count_parameters(lenet5.fc2))
     assert count_parameters(model) == backbone + 50 * 10
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
@@ -191,7 +203,8 @@ def test_mlpconv_counts_its_parameters_by_hand():
     assert [type(m).__name__ for m in block] == ["Conv2d", "ReLU", "Conv2d", "ReLU"]
     assert block[2].kernel_size == (1, 1) and block(torch.randn(2, 3, 7, 7)).shape == (2, 8, 5, 5)
     assert count_parameters(MlpConvLeNet5(depth=2)) == 32_220
-    assert count_parameters(MlpConvLeNet5(depth=0, batch_norm=False)) == count_parameters(GapLeNet5())
+    assert (count_parameters(MlpConvLeNet5(depth=0, batch_norm=False))
+            == count_parameters(GapLeNet5()))
 
 
 def test_mlpconv_lenet5_at_depth_0_computes_what_gap_lenet5_computes():

@@ -20,9 +20,10 @@ PART_ONE = {
     "course_utils.paths", "course_utils.data", "course_utils.models", "course_utils.training",
     "course_utils.plots", "course_utils.widgets", "course_utils.exercises", "course_utils.display",
     "course_utils.timing", "course_utils.checkpoints", "course_utils.bench", "course_utils.checks",
-    "course_utils.checks.modules", "course_utils.checks.start_here", "course_utils.checks.mnist_data",
-    "course_utils.checks.linear_model", "course_utils.checks.mlp", "course_utils.checks.lenet",
-    "course_utils.distributed", "course_utils.ddp_train", "course_utils.checks.data_parallel",
+    "course_utils.checks.modules", "course_utils.checks.start_here",
+    "course_utils.checks.mnist_data", "course_utils.checks.linear_model", "course_utils.checks.mlp",
+    "course_utils.checks.lenet", "course_utils.distributed", "course_utils.ddp_train",
+    "course_utils.checks.data_parallel",
 }
 
 
@@ -52,7 +53,8 @@ def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str
 
 
 def part_one_leaks(modules: dict[str, Path], part_one: set[str]) -> dict[str, list[str]]:
-    """For each Part I module that reaches a module outside Part I, the import chain to the first."""
+    """For each Part I module that reaches a module outside Part I, the import chain to the
+    first."""
     graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
     leaks = {}
     for start in sorted(part_one):
@@ -88,11 +90,13 @@ CHECK = "pkg.sub.check"
     ("from ..models import Net\n", "from .gap import GapNet\n",
      {CHECK: [CHECK, "pkg.models", "pkg.gap"], "pkg.models": ["pkg.models", "pkg.gap"]}),
 ])
-def test_a_leak_is_found_directly_or_through_other_modules(tmp_path, check_source, models_source, leaks):
+def test_a_leak_is_found_directly_or_through_other_modules(tmp_path, check_source, models_source,
+                                                           leaks):
     """A fake package: Part I is ``data``, ``models`` and ``sub.check``; ``gap`` is Part II's."""
     (tmp_path / "pkg" / "sub").mkdir(parents=True)
     files = {"__init__": "from .gap import GapNet\n", "data": "", "gap": "from .data import x\n",
-             "models": "from .data import x\n" + models_source, "sub/__init__": "", "sub/check": check_source}
+             "models": "from .data import x\n" + models_source, "sub/__init__": "",
+             "sub/check": check_source}
     for name, source in files.items():
         (tmp_path / "pkg" / f"{name}.py").write_text(source)
     part_one = {"pkg.data", "pkg.models", CHECK}

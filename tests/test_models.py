@@ -8,11 +8,14 @@ from course_utils.zoo import MODELS, build_model
 EXPECTED_PARAMETERS = {
     "linear": 784 * 10 + 10,
     "mlp": (784 * 120 + 120) + (120 * 80 + 80) + (80 * 10 + 10),
-    "lenet": (6 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10),
+    "lenet":
+        (6 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10),
     "lenet300": 266_610,  # Han et al. 2015, Table 1: 267K
     "lenet5": 431_080,  # Han et al. 2015, Table 1: 431K
-    "gap": 9 * (1 * 16 + 16 * 32 + 32 * 48 + 48 * 64) + 2 * (16 + 32 + 48 + 64) + 64 * 10,  # 3x3 convs, BN, 1x1 classifier
-    "binaryconnect": (784 * 1024 + 1024 * 1024 + 1024 * 10) + 2 * (1024 + 1024 + 10),  # binary weights, BN scale and shift
+    # 3x3 convs, BN, 1x1 classifier
+    "gap": 9 * (1 * 16 + 16 * 32 + 32 * 48 + 48 * 64) + 2 * (16 + 32 + 48 + 64) + 64 * 10,
+    # binary weights, BN scale and shift
+    "binaryconnect": (784 * 1024 + 1024 * 1024 + 1024 * 10) + 2 * (1024 + 1024 + 10),
 }
 
 

@@ -37,8 +37,10 @@ def test_random_group_norms_match_loops():
     torch.manual_seed(1)
     fc_in, fc_out = nn.Linear(7, 5), nn.Linear(5, 3)
     li, lo = group_penalty(fc_in, fc_out)
-    assert li.item() == pytest.approx(sum(fc_in.weight[i].pow(2).sum().sqrt().item() for i in range(5)), rel=1e-6)
-    assert lo.item() == pytest.approx(sum(fc_out.weight[:, i].pow(2).sum().sqrt().item() for i in range(5)), rel=1e-6)
+    assert li.item() == pytest.approx(sum(fc_in.weight[i].pow(2).sum().sqrt().item()
+                                          for i in range(5)), rel=1e-6)
+    assert lo.item() == pytest.approx(sum(fc_out.weight[:, i].pow(2).sum().sqrt().item()
+                                          for i in range(5)), rel=1e-6)
 
 
 def test_mismatched_layers_are_refused():
@@ -78,7 +80,8 @@ def test_smaller_layers_are_made_on_the_layers_device(other_device, one_device):
     torch.manual_seed(0)
     fc_in, fc_out = nn.Linear(6, 8), nn.Linear(8, 3)
     with torch.no_grad():
-        fc_in.weight[2] = 0  # a removed neuron without incoming weights: its constant moves to fc_out's bias
+        # a removed neuron without incoming weights: its constant moves to fc_out's bias
+        fc_in.weight[2] = 0
     keep = torch.tensor([True, False, False, True, False, True, False, True])  # fresh, on the CPU
     inputs = torch.tensor([True, True, False, True, True, True])
     expected_in, expected_out = shrink_pair(fc_in, fc_out, keep)
@@ -86,7 +89,8 @@ def test_smaller_layers_are_made_on_the_layers_device(other_device, one_device):
     with one_device():
         small_in, small_out = shrink_pair(fc_in.to(other_device), fc_out.to(other_device), keep)
         narrow = shrink_inputs(small_in, inputs)
-    assert {p.device for m in (small_in, small_out, narrow) for p in m.parameters()} == {other_device}
+    assert {p.device for m in (small_in, small_out, narrow)
+            for p in m.parameters()} == {other_device}
     assert (narrow.in_features, narrow.out_features, small_out.in_features) == (5, 4, 4)
     if other_device.type != "meta":  # values exist: the same layers as on the CPU
         for got, want in [(small_out, expected_out), (narrow, expected_narrow)]:

@@ -1,4 +1,5 @@
-"""Every committed notebook is in the stored form the README promises, and has the course's shape."""
+"""Every committed notebook is in the stored form the README promises, and has the course's
+shape."""
 
 import re
 
@@ -26,7 +27,8 @@ def test_stored_with_the_outputs_of_one_full_run(path):
     cells = code_cells(nb)
     assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1)), \
         f"{path.name}: not stored from one top-to-bottom run; refresh it with `make execute`"
-    assert not [o for c in cells for o in c.outputs if o.output_type == "error"], f"{path.name} stores an error"
+    assert not [o for c in cells for o in c.outputs
+                if o.output_type == "error"], f"{path.name} stores an error"
     unfinished = [i for i, c in enumerate(cells) for o in c.outputs
                   if re.search(r"(?<!\d)0%\|", str(o.get("data", {}).get("text/plain", "")))]
     assert not unfinished, f"{path.name}: code cells {unfinished} store a progress bar at 0%; " \

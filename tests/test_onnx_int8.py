@@ -1,4 +1,5 @@
-"""int8 through ONNX Runtime's quantizer (course_utils.onnx_int8): sizes and accuracies, never speeds."""
+"""int8 through ONNX Runtime's quantizer (course_utils.onnx_int8): sizes and accuracies, never
+speeds."""
 
 import numpy as np
 import onnx
@@ -31,15 +32,18 @@ bugs\t\t: spectre_v1
 
 def test_cpu_features_from_the_flags_line():
     features = cpu_features(CPUINFO)
-    assert features == {"AVX2": True, "AVX-512": True, "AVX-512 VNNI": True, "AVX-VNNI": False, "AMX-INT8": False}
+    assert features == {"AVX2": True, "AVX-512": True, "AVX-512 VNNI": True, "AVX-VNNI": False,
+                        "AMX-INT8": False}
     assert has_vnni(features)
-    assert features_line(features) == "CPU: AVX2 yes, AVX-512 yes, AVX-512 VNNI yes, AVX-VNNI no, AMX-INT8 no"
+    assert (features_line(features)
+            == "CPU: AVX2 yes, AVX-512 yes, AVX-512 VNNI yes, AVX-VNNI no, AMX-INT8 no")
     avx2_only = cpu_features("flags : fpu sse4_2 avx avx2 fma\n")
     assert avx2_only["AVX2"] and not has_vnni(avx2_only)
     assert has_vnni(cpu_features("flags : avx2 avx_vnni\n"))
     assert cpu_features("processor : 0\n") is None and not has_vnni(None)
     assert "unknown" in features_line(None)
-    assert cpu_features() is None or set(cpu_features()) == set(features)  # this machine's, whatever it has
+    # this machine's, whatever it has
+    assert cpu_features() is None or set(cpu_features()) == set(features)
 
 
 def test_digit_reader_batches_then_none():
@@ -56,7 +60,8 @@ def test_float_export_computes_what_pytorch_computes(tmp_path, architecture):
     model = build_model(architecture).eval()
     path = tmp_path / "model.onnx"
     size = export_float(path, architecture, model)
-    assert size == path.stat().st_size > 4 * sum(p.numel() for p in model.parameters())  # fp32, dense
+    # fp32, dense
+    assert size == path.stat().st_size > 4 * sum(p.numel() for p in model.parameters())
     x = torch.randn(5, 1, 28, 28)
     with torch.no_grad():
         expected = model(x)
@@ -81,7 +86,8 @@ def quantized(tmp_path_factory, mnist):
 
 @pytest.mark.parametrize("architecture", ["lenet5", "lenet300"])
 def test_int8_is_smaller_and_as_accurate(quantized, mnist, architecture):
-    """The targets of notebook 14: a file at least 3.5x smaller, at most 0.1 points of test accuracy lost."""
+    """The targets of notebook 14: a file at least 3.5x smaller, at most 0.1 points of test accuracy
+    lost."""
     fp32_bytes, fp32, int8_bytes, int8 = quantized[architecture]
     assert int8_bytes == int8.stat().st_size and fp32_bytes / int8_bytes >= 3.5
     assert not list(int8.parent.glob("*.prepared.onnx"))  # the intermediate file is removed

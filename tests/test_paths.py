@@ -13,5 +13,6 @@ def test_the_data_folder_is_the_checkouts_unless_set(tmp_path, monkeypatch):
 
 def test_a_missing_data_folder_names_itself_and_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "absent"))
-    with pytest.raises(FileNotFoundError, match=r"data folder .*absent does not exist\. Set COURSE_DATA_DIR"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"data folder .*absent does not exist\. Set COURSE_DATA_DIR"):
         data_dir()

@@ -118,15 +118,21 @@ def test_iterative_prune_reaches_the_target_and_keeps_learning(mnist):
     from course_utils.data import DigitDataset, make_loader
 
     torch.manual_seed(0)
-    small = DigitDataset(mnist.train.images[:1000], mnist.train.labels[:1000], mnist.train.mean, mnist.train.std)
+    small = DigitDataset(mnist.train.images[:1000], mnist.train.labels[:1000], mnist.train.mean,
+                         mnist.train.std)
     model = build_model("lenet300")
-    masks, rounds = iterative_prune(model, {"fc1.weight": 0.9, "fc2.weight": 0.8}, make_loader(small, 100, shuffle=True),
-                                    make_loader(mnist.val, 1000), rounds=2, epochs_per_round=2, lr=0.05)
+    masks, rounds = iterative_prune(model, {"fc1.weight": 0.9, "fc2.weight": 0.8},
+                                    make_loader(small, 100, shuffle=True),
+                                    make_loader(mnist.val, 1000), rounds=2, epochs_per_round=2,
+                                    lr=0.05)
     # round 1 of 2 on the cubic ramp: 7/8 of each final sparsity; round 2: the final sparsity
-    assert [r.kept for r in rounds] == pytest.approx([(235_200 * (1 - 0.9 * 7 / 8) + 30_000 * (1 - 0.8 * 7 / 8)) / 265_200,
-                                                      (235_200 * 0.1 + 30_000 * 0.2) / 265_200], abs=1e-5)
+    assert [r.kept for r in rounds] == pytest.approx([(235_200 * (1 - 0.9 * 7 / 8)
+                                                       + 30_000 * (1 - 0.8 * 7 / 8)) / 265_200,
+                                                      (235_200 * 0.1 + 30_000 * 0.2) / 265_200],
+                                                     abs=1e-5)
     assert (model.fc1.weight[~masks["fc1.weight"]] == 0).all()
-    assert rounds[-1].acc_retrained > max(rounds[-1].acc_pruned, 0.5)  # retraining helps, far above chance
+    # retraining helps, far above chance
+    assert rounds[-1].acc_retrained > max(rounds[-1].acc_pruned, 0.5)
 
 
 def test_with_weights_transforms_a_copy_and_keeps_biases():
@@ -182,7 +188,8 @@ def test_han_sparsity_is_tables_2_and_3_and_the_whole_models_keep_what_it_makes(
             for model, layers in HAN_SPARSITY.items()}
     assert kept == {
         "lenet300": {"fc1.weight": 0.08, "fc2.weight": 0.09, "fc3.weight": 0.26},
-        "lenet5": {"conv1.weight": 0.66, "conv2.weight": 0.12, "fc1.weight": 0.08, "fc2.weight": 0.19},
+        "lenet5":
+            {"conv1.weight": 0.66, "conv2.weight": 0.12, "fc1.weight": 0.08, "fc2.weight": 0.19},
     }
     whole = {}
     for name, layers in HAN_SPARSITY.items():

@@ -24,7 +24,8 @@ from course_utils.quantization import (
 
 
 def test_uniform_qparams_by_hand():
-    scale, zero_point = uniform_qparams(torch.tensor(-1.0), torch.tensor(3.0), bits=2)  # 4 levels over [-1, 3]
+    # 4 levels over [-1, 3]
+    scale, zero_point = uniform_qparams(torch.tensor(-1.0), torch.tensor(3.0), bits=2)
     assert scale.item() == pytest.approx(4 / 3)
     assert zero_point.item() == 1  # round(1 / (4/3)) = round(0.75)
     q = quantize(torch.tensor([-1.0, 0.0, 0.6, 3.0, 9.0]), scale, zero_point, bits=2)
@@ -34,11 +35,13 @@ def test_uniform_qparams_by_hand():
 def test_range_is_widened_to_hold_zero_exactly():
     scale, zero_point = uniform_qparams(torch.tensor(2.0), torch.tensor(6.0), bits=8)
     assert zero_point.item() == 0
-    assert dequantize(quantize(torch.tensor(0.0), scale, zero_point, 8), scale, zero_point).item() == 0.0
+    assert dequantize(quantize(torch.tensor(0.0), scale, zero_point, 8), scale,
+                      zero_point).item() == 0.0
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(-100, 100, allow_nan=False, width=32), min_size=2, max_size=50), st.integers(2, 16))
+@given(st.lists(st.floats(-100, 100, allow_nan=False, width=32), min_size=2, max_size=50),
+       st.integers(2, 16))
 def test_round_trip_error_is_at_most_half_a_step(values, bits):
     x = torch.tensor(values)
     scale, zero_point = uniform_qparams(x.min(), x.max(), bits)
@@ -116,13 +119,16 @@ def test_pack_signs_bits_by_hand():
     assert packed.view(np.uint8)[0, 0] == 0b10011110
 
 
-needs_int8 = pytest.mark.skipif(not int8_kernels_available(), reason="this torch has no quantized CPU kernels")
+needs_int8 = pytest.mark.skipif(not int8_kernels_available(),
+                                reason="this torch has no quantized CPU kernels")
 
 
 @needs_int8
-@pytest.mark.parametrize("make_model, cls", [(lambda: MLP((30, 20)), Int8MLP), (CaffeLeNet5, Int8LeNet5)])
+@pytest.mark.parametrize("make_model, cls",
+                         [(lambda: MLP((30, 20)), Int8MLP), (CaffeLeNet5, Int8LeNet5)])
 def test_int8_models_follow_their_float_model(make_model, cls):
-    torch.manual_seed(0)  # before building the model: its random weights must not depend on test order
+    # before building the model: its random weights must not depend on test order
+    torch.manual_seed(0)
     model = make_model().eval()
     x = torch.randn(64, 1, 28, 28)
     q = cls(model, x)

@@ -6,12 +6,14 @@ from course_utils.maintainer.run_notebooks import bench, execute
 
 
 def write_notebook(path, *sources):
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]),
+                   path)
     return path
 
 
 def test_bench_measures_a_notebook_and_collects_its_figures(tmp_path):
-    good = write_notebook(tmp_path / "good.ipynb", "from course_utils import record\nrecord('demo.acc', 0.75)",
+    good = write_notebook(tmp_path / "good.ipynb",
+                          "from course_utils import record\nrecord('demo.acc', 0.75)",
                           "big = bytearray(200 * 2**20)  # touch 200 MB")
     bad = write_notebook(tmp_path / "bad.ipynb", "raise ValueError('boom')")
     results_path = tmp_path / "results.json"
@@ -50,24 +52,33 @@ def test_browser_counts_are_added_to_the_results(tmp_path):
     from course_utils.maintainer.run_notebooks import record_browser_figures
 
     summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"00_start_here": True, "01_mnist_data": False, "02_linear_model": True}))
+    summary.write_text(json.dumps({"00_start_here": True, "01_mnist_data": False,
+                                   "02_linear_model": True}))
     results_path = tmp_path / "results.json"
     results_path.write_text(json.dumps({"notebooks": {}, "figures": {"lenet.test_acc": 0.99}}))
     figures = record_browser_figures(summary, results_path)["figures"]
-    assert figures == {"lenet.test_acc": 0.99, "browser.notebooks_passed": 2, "browser.notebooks_total": 3}
+    assert figures == {"lenet.test_acc": 0.99, "browser.notebooks_passed": 2,
+                       "browser.notebooks_total": 3}
     assert json.loads(results_path.read_text())["figures"] == figures
 
 
 def test_progress_bars_are_stored_in_their_finished_state():
-    from course_utils.maintainer.run_notebooks import WIDGET_STATE, WIDGET_VIEW, store_finished_progress
+    from course_utils.maintainer.run_notebooks import (
+        WIDGET_STATE,
+        WIDGET_VIEW,
+        store_finished_progress,
+    )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("fit(...)")])
     nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={
-        "text/plain": "  0%|          | 0/4 [00:00<?, ?batch/s]", WIDGET_VIEW: {"model_id": "box"}})]
+        "text/plain": "  0%|          | 0/4 [00:00<?, ?batch/s]",
+        WIDGET_VIEW: {"model_id": "box"}})]
     nb.metadata["widgets"] = {WIDGET_STATE: {"state": {
-        "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_b", "IPY_MODEL_r"]}},
+        "box": {"model_name": "HBoxModel",
+                "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_b", "IPY_MODEL_r"]}},
         "l": {"model_name": "HTMLModel", "state": {"value": "lr\u20070.1:\u2007100%"}},
         "b": {"model_name": "FloatProgressModel", "state": {"value": 4, "max": 4}},
         "r": {"model_name": "HTMLModel", "state": {"value": "\u20074/4\u2007[00:01&lt;00:00]"}},
     }}}
     assert store_finished_progress(nb) == 1
-    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "lr 0.1: 100%|██████████| 4/4 [00:01<00:00]"
+    assert (nb.cells[0].outputs[0]["data"]["text/plain"]
+            == "lr 0.1: 100%|██████████| 4/4 [00:01<00:00]")

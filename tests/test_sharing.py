@@ -22,7 +22,8 @@ from course_utils.sharing import (
 
 
 def optimal_1d_inertia(values: list[float], k: int) -> float:
-    """Reference: in 1-D the best clusters are contiguous runs of the sorted values; try every split."""
+    """Reference: in 1-D the best clusters are contiguous runs of the sorted values; try every
+    split."""
     xs = sorted(values)
     best = float("inf")
     for cuts in itertools.combinations(range(1, len(xs)), k - 1):
@@ -49,18 +50,22 @@ def test_kmeans_ends_at_a_fixed_point_of_lloyd(values, k):
     if len(set(values)) < k:
         return
     centroids, assign = kmeans(x, k)
-    assert torch.equal(torch.cdist(x, centroids).argmin(1), assign)  # every point at its nearest centroid
+    # every point at its nearest centroid
+    assert torch.equal(torch.cdist(x, centroids).argmin(1), assign)
     for c in assign.unique():
-        assert centroids[c].item() == pytest.approx(x[assign == c].mean().item(), abs=1e-5)  # every centroid a mean
+        # every centroid a mean
+        assert centroids[c].item() == pytest.approx(x[assign == c].mean().item(), abs=1e-5)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=3), min_size=2, max_size=3))
 def test_kmeans_matches_the_brute_force_optimum_on_separated_groups(groups):
-    values = [100 * g + v / 10 for g, members in enumerate(groups) for v in members]  # groups 100 apart, spread < 1
+    # groups 100 apart, spread < 1
+    values = [100 * g + v / 10 for g, members in enumerate(groups) for v in members]
     x = torch.tensor(values)[:, None]
     centroids, assign = kmeans(x, len(groups))
-    assert inertia(x, centroids, assign) == pytest.approx(optimal_1d_inertia(values, len(groups)), abs=1e-3)
+    assert inertia(x, centroids, assign) == pytest.approx(optimal_1d_inertia(values, len(groups)),
+                                                          abs=1e-3)
 
 
 def test_kmeans_is_repeatable_and_batched_sets_are_independent():
@@ -105,7 +110,8 @@ def test_shared_weights_train_as_one_and_gather_their_gradients():
     assert layer.weight.tolist() == [[0.5, -1.0, 0.5], [-1.0, -1.0, 0.5]]
     x = torch.tensor([[1.0, 2.0, 3.0]])
     layer(x).sum().backward()
-    # dL/dW[i, j] = x[j]; centroid 0 is shared by (0,0), (0,2), (1,2): 1 + 3 + 3; centroid 1: 2 + 1 + 2
+    # dL/dW[i, j] = x[j]; centroid 0 is shared by (0,0), (0,2), (1,2): 1 + 3 + 3; centroid 1:
+    # 2 + 1 + 2
     assert layer.codebook.grad.tolist() == [7.0, 5.0]
     torch.optim.SGD(layer.parameters(), lr=0.1).step()
     layer(x)  # the forward pass rebuilds the weight from the updated codebook
@@ -116,7 +122,8 @@ def test_shared_weights_train_as_one_and_gather_their_gradients():
 
 def test_share_layer_keeps_pruned_weights_at_zero():
     layer = nn.Linear(2, 2, bias=False)
-    share_layer(layer, torch.tensor([1.0]), torch.zeros(2, 2, dtype=torch.long), mask=torch.tensor([[True, False], [False, True]]))
+    share_layer(layer, torch.tensor([1.0]), torch.zeros(2, 2, dtype=torch.long),
+                mask=torch.tensor([[True, False], [False, True]]))
     assert layer.weight.tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 
@@ -125,7 +132,8 @@ def test_product_quantization_with_as_many_centroids_as_rows_is_exact():
     w = torch.randn(4, 6)
     q = product_quantize(w, d=2, k=4)
     assert torch.allclose(q.weight, w)
-    assert q.bits == 3 * 4 * 2 + 3 * 4 * 2 * 32  # 3 blocks x 4 rows x 2-bit index + 3 codebooks of 4 x 2 floats
+    # 3 blocks x 4 rows x 2-bit index + 3 codebooks of 4 x 2 floats
+    assert q.bits == 3 * 4 * 2 + 3 * 4 * 2 * 32
 
 
 def test_product_quantization_rebuilds_each_block_from_its_own_codebook():
@@ -139,7 +147,8 @@ def test_product_quantization_rebuilds_each_block_from_its_own_codebook():
 def test_residual_quantization_error_shrinks_stage_after_stage():
     torch.manual_seed(0)
     w = torch.randn(32, 16)
-    errors = [(residual_quantize(w, d=4, k=8, stages=s).weight - w).norm().item() for s in (1, 2, 3)]
+    errors = [(residual_quantize(w, d=4, k=8, stages=s).weight - w).norm().item()
+              for s in (1, 2, 3)]
     assert errors[0] > errors[1] > errors[2]
     assert residual_quantize(w, d=4, k=8, stages=2).bits == 2 * (128 * 3 + 8 * 4 * 32)
 
@@ -151,7 +160,8 @@ def test_shared_layer_lives_on_the_layers_device(other_device, one_device):
     with one_device():
         share_layer(layer, torch.tensor([0.5, -1.0]), indices, mask)
         y = layer(torch.ones(1, 3, device=other_device))  # (1, 2)
-    assert {t.device for t in (layer.codebook, layer.indices, layer.mask, layer.weight, y)} == {other_device}
+    assert ({t.device for t in (layer.codebook, layer.indices, layer.mask, layer.weight, y)}
+            == {other_device})
     if other_device.type != "meta":  # values exist
         assert y.tolist() == [[-0.5, -1.5]]
 
@@ -161,7 +171,8 @@ def test_lloyd_step_assigns_then_moves_and_keeps_an_empty_cluster():
     moved, assign = lloyd_step(points, torch.tensor([[0.0], [50.0], [10.0]]))
     assert assign.tolist() == [0, 0, 2, 2]
     assert moved.flatten().tolist() == [0.5, 50.0, 10.5]
-    batched, batch_assign = lloyd_step(points[None].repeat(2, 1, 1), torch.tensor([[[0.0], [10.0]]] * 2))
+    batched, batch_assign = lloyd_step(points[None].repeat(2, 1, 1),
+                                       torch.tensor([[[0.0], [10.0]]] * 2))
     assert batched.flatten().tolist() == [0.5, 10.5, 0.5, 10.5]
     assert batch_assign.tolist() == [[0, 0, 1, 1]] * 2
 
@@ -172,14 +183,16 @@ def test_cluster_weights_sets_every_weight_to_its_centroid_and_leaves_biases():
         layer.weight.copy_(torch.tensor([[0.0, 0.11, -1.0], [0.9, 1.0, -0.9]]))
         layer.bias.copy_(torch.tensor([0.3, -0.2]))
     cluster_weights(nn.Sequential(layer), 3)
-    assert layer.weight.tolist() == [[pytest.approx(0.055), pytest.approx(0.055), pytest.approx(-0.95)],
-                                     [pytest.approx(0.95), pytest.approx(0.95), pytest.approx(-0.95)]]
+    assert layer.weight.tolist() == [
+        [pytest.approx(0.055), pytest.approx(0.055), pytest.approx(-0.95)],
+        [pytest.approx(0.95), pytest.approx(0.95), pytest.approx(-0.95)]]
     assert layer.bias.tolist() == [pytest.approx(0.3), pytest.approx(-0.2)]
     assert isinstance(layer.weight, nn.Parameter)  # still an ordinary, trainable weight
 
 
 def _blobs(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Two Gaussian blobs in 4-D, centred at -1 and +1 in every coordinate, as 16-example batches."""
+    """Two Gaussian blobs in 4-D, centred at -1 and +1 in every coordinate, as 16-example
+    batches."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(2, (n,), generator=g)
     x = (2.0 * y[:, None] - 1) + 0.5 * torch.randn(n, 4, generator=g)  # (n, 4)
@@ -193,7 +206,8 @@ def test_train_and_cluster_trains_then_shares_every_round():
     before = [w.detach().clone() for w in (model[0].weight, model[2].weight)]
     val = _blobs(64, seed=1)
     rounds = train_and_cluster(model, [_blobs(64, seed=2), _blobs(64, seed=3)], val, k=2,
-                               make_optimizer=lambda p: torch.optim.Adam(p, lr=0.05), progress=False)
+                               make_optimizer=lambda p: torch.optim.Adam(p, lr=0.05),
+                               progress=False)
     assert len(rounds) == 2
     for w, old in zip((model[0].weight, model[2].weight), before, strict=True):
         assert w.unique().numel() <= 2  # shared again after the last round

@@ -33,7 +33,7 @@ def test_slides_use_local_javascript_when_vendored(tmp_path):
     (tmp_path / "vendor" / "mathjax").mkdir(parents=True)
     (tmp_path / "vendor" / "mathjax" / "MathJax.js").write_text("")
     html = export_slides(NOTEBOOKS[0], tmp_path).read_text()
-    for local in ["vendor/reveal.js/dist/reveal.js", "vendor/requirejs/require.js", "vendor/jquery/dist/jquery.min.js",
-                  "vendor/mathjax/MathJax.js"]:
+    for local in ["vendor/reveal.js/dist/reveal.js", "vendor/requirejs/require.js",
+                  "vendor/jquery/dist/jquery.min.js", "vendor/mathjax/MathJax.js"]:
         assert local in html
     assert "cdnjs.cloudflare.com/ajax/libs/require.js" not in html

@@ -4,7 +4,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.data import DigitDataset, make_loader
-from course_utils.training import confusion_matrix, default_device, evaluate, fit, predict, seed_everything, train_step
+from course_utils.training import (
+    confusion_matrix,
+    default_device,
+    evaluate,
+    fit,
+    predict,
+    seed_everything,
+    train_step,
+)
 
 
 def test_one_optimisation_step_lowers_the_loss(mnist):
@@ -46,7 +54,8 @@ def test_predict_and_evaluate_on_a_hand_made_model():
 
 
 def test_confusion_matrix_counts():
-    cm = confusion_matrix(torch.tensor([0, 1, 1, 2, 2]), torch.tensor([0, 1, 2, 2, 0]), num_classes=3)
+    cm = confusion_matrix(torch.tensor([0, 1, 1, 2, 2]), torch.tensor([0, 1, 2, 2, 0]),
+                          num_classes=3)
     assert cm.tolist() == [[1, 0, 1], [0, 1, 0], [0, 1, 1]]
     with pytest.raises(ValueError, match="shape"):
         confusion_matrix(torch.tensor([0, 1]), torch.tensor([0]))
@@ -54,11 +63,13 @@ def test_confusion_matrix_counts():
 
 def test_fit_records_every_step_and_learns(mnist):
     seed_everything(0)
-    subset = DigitDataset(mnist.train.images[:2000], mnist.train.labels[:2000], mnist.train.mean, mnist.train.std)
+    subset = DigitDataset(mnist.train.images[:2000], mnist.train.labels[:2000], mnist.train.mean,
+                          mnist.train.std)
     loader = make_loader(subset, batch_size=100, shuffle=True)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    history = fit(model, loader, optimizer, epochs=3, val_loader=make_loader(mnist.val, 1000), progress=False)
+    history = fit(model, loader, optimizer, epochs=3, val_loader=make_loader(mnist.val, 1000),
+                  progress=False)
     assert len(history.step_loss) == 60 and len(history.val_acc) == 3
     assert history.epoch_loss()[2] < history.epoch_loss()[0]
     assert history.val_acc[-1] > 0.8

@@ -65,7 +65,8 @@ def made_up_file(version: int, architecture: str) -> bytes:
     return with_trailer(MAGIC + bytes([version, len(name)]) + name + b"\x00")
 
 
-def check_header(student: Callable[[bytes], tuple], data: bytes, strict: bool | None = None) -> bool:
+def check_header(student: Callable[[bytes], tuple], data: bytes,
+                 strict: bool | None = None) -> bool:
     """The notebook's file, other versions and names, a name whose UTF-8 takes more bytes than
     it has characters, an empty name."""
     inputs = {"the LeNet-5 file": data,
@@ -90,5 +91,6 @@ def check_bits_per_kept_weight(student: Callable[[int, dict], float], file_bytes
                                                          "b": torch.tensor([[False], [True]])}),
               "the notebook's compact file and masks": (file_bytes, masks)}
     return check_cases("bits_per_kept_weight", [
-        Case(label, reference_bits_per_kept_weight(n, m), lambda n=n, m=m: float(student(n, dict(m))))
+        Case(label, reference_bits_per_kept_weight(n, m),
+             lambda n=n, m=m: float(student(n, dict(m))))
         for label, (n, m) in inputs.items()], strict)

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..distributed import run_nodes, sharded_loader, training_set
+from ..ddp_train import starting_point
+from ..distributed import run_nodes, training_set
 from ..exercises import Case, check_cases
-from ..models import MLP
-from ..training import seed_everything, train_epoch
+from ..training import train_epoch
 
 LR = 0.1
 
@@ -82,12 +82,10 @@ def check_average_gradients(average_gradients: Callable[[Sequence[nn.Module]], N
 
 def single_process_weights(seed: int, steps: int, global_batch: int, lr: float,
                            dataset) -> dict[str, torch.Tensor]:
-    """The lecture's MLP after ``steps`` SGD steps on ``global_batch`` examples, in this process:
-    the same data order, initial weights and optimiser as ``course_utils.ddp_train``."""
-    seed_everything(seed)
-    model = MLP()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    loader = sharded_loader(dataset, global_batch, rank=0, world_size=1, seed=seed)
+    """The lecture's MLP after ``steps`` SGD steps on ``global_batch`` examples, in this process,
+    from ``ddp_train``'s starting point: the same data order, initial weights and optimiser."""
+    model, optimizer, loader = starting_point(dataset, global_batch, rank=0, world_size=1,
+                                              seed=seed, lr=lr)
     train_epoch(model, islice(loader, steps), F.cross_entropy, optimizer)
     return model.state_dict()
 

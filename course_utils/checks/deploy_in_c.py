@@ -1,11 +1,12 @@
 """Self-check of notebook 14's exercise: 2x2 max pooling written in C, compiled and run from Python.
 
 The student's ``max_pool_c()`` returns C source that defines
-``void max_pool2(const float *in, int channels, int height, int width, float *out)``. It is compiled with
-a small test program (:data:`HARNESS`), which reads a (C, H, W) map from stdin, calls ``max_pool2`` and
-writes the (C, H / 2, W / 2) result to stdout. The result goes into a buffer with guard values on both
-sides, so that a write outside ``out`` is caught and reported, and so is an output left unwritten. Each
-case runs the program in its own process: a crash fails that case, not the notebook's kernel.
+``void max_pool2(const float *in, int channels, int height, int width, float *out)``. It is compiled
+with a small test program (:data:`HARNESS`), which reads a (C, H, W) map from stdin, calls
+``max_pool2`` and writes the (C, H / 2, W / 2) result to stdout. The result goes into a buffer with
+guard values on both sides, so that a write outside ``out`` is caught and reported, and so is an
+output left unwritten. Each case runs the program in its own process: a crash fails that case, not
+the notebook's kernel.
 """
 
 from __future__ import annotations
@@ -84,14 +85,15 @@ class MaxPoolProgram:
         except subprocess.TimeoutExpired:
             raise RuntimeError("max_pool2 ran for over 10 s: an endless loop?") from None
         if done.returncode < 0:
-            raise RuntimeError(f"the program crashed (signal {-done.returncode}): max_pool2 read or "
-                               f"wrote outside its arrays?")
+            raise RuntimeError(f"the program crashed (signal {-done.returncode}): max_pool2 read "
+                               f"or wrote outside its arrays?")
         if done.returncode != 0:
-            raise RuntimeError(done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}")
+            raise RuntimeError(done.stderr.decode(errors="replace").strip()
+                               or f"exit status {done.returncode}")
         raw = np.frombuffer(done.stdout, dtype="<u4")
         if (raw == UNWRITTEN).any():
-            raise RuntimeError(f"max_pool2 left {int((raw == UNWRITTEN).sum())} of the {raw.size} outputs "
-                               "unwritten")
+            raise RuntimeError(f"max_pool2 left {int((raw == UNWRITTEN).sum())} of the {raw.size} "
+                               "outputs unwritten")
         return torch.from_numpy(raw.view("<f4").astype(np.float32)).reshape(c, h // 2, w // 2)
 
 
@@ -121,16 +123,20 @@ def pool_inputs(seed: int) -> dict[str, torch.Tensor]:
     return {
         "random (3, 8, 8)": torch.randn(3, 8, 8, generator=generator),
         "all negative (2, 4, 6)": -torch.rand(2, 4, 6, generator=generator) - 1,
-        "odd height and width (2, 5, 7): last row and column dropped": torch.randn(2, 5, 7, generator=generator),
+        "odd height and width (2, 5, 7): last row and column dropped":
+            torch.randn(2, 5, 7, generator=generator),
         "taller than wide (1, 6, 2)": torch.randn(1, 6, 2, generator=generator),
         "a single 2x2 window": torch.tensor([[[1.0, 3.0], [-2.0, 0.5]]]),
-        f"random sizes ({c}, {2 * h + 1}, {2 * w})": torch.randn(c, 2 * h + 1, 2 * w, generator=generator),
+        f"random sizes ({c}, {2 * h + 1}, {2 * w})":
+            torch.randn(c, 2 * h + 1, 2 * w, generator=generator),
     }
 
 
-def check_max_pool_c(max_pool_c: Callable[[], str], seed: int = 0, strict: bool | None = None) -> bool:
-    """The student's C ``max_pool2`` against ``F.max_pool2d(x, 2)``: random maps, all-negative values,
-    odd and non-square sizes. Needs a C compiler; without one it says so (and fails when strict)."""
+def check_max_pool_c(max_pool_c: Callable[[], str], seed: int = 0,
+                     strict: bool | None = None) -> bool:
+    """The student's C ``max_pool2`` against ``F.max_pool2d(x, 2)``: random maps, all-negative
+    values, odd and non-square sizes. Needs a C compiler; without one it says so (and fails when
+    strict)."""
     inputs = pool_inputs(seed)
     with tempfile.TemporaryDirectory(prefix="max-pool-c-") as folder:
         program: Callable[[torch.Tensor], torch.Tensor]

@@ -25,7 +25,8 @@ def check_to_fixed(student: Callable[[torch.Tensor, int, int], torch.Tensor], se
             (torch.tensor([1.03125, -1.03125, 0.03, 100.0, -100.0]), 8, 4),
         "<8, 4>: 7.96875 is 127.5 steps, rounds to 128, saturates to 127":
             (torch.tensor([7.96875, -8.0, -8.03125, 7.9375]), 8, 4),
-        "<8, -2>: steps of 4, [6, -6, 510, -520]": (torch.tensor([6.0, -6.0, 510.0, -520.0]), 8, -2),
+        "<8, -2>: steps of 4, [6, -6, 510, -520]":
+            (torch.tensor([6.0, -6.0, 510.0, -520.0]), 8, -2),
         "<2, 0>: only -2, -1, 0, 1": (torch.tensor([-3.0, -1.5, -0.5, 0.5, 1.5, 3.0]), 2, 0),
         "<16, 12>, a (3, 4) tensor in float64": (torch.randn(3, 4, generator=generator,
                                                              dtype=torch.float64) * 4, 16, 12),
@@ -45,7 +46,8 @@ def check_shift_round(student: Callable[[torch.Tensor, int], torch.Tensor], seed
     wide = torch.randint(-2**40, 2**40, (6,), generator=generator) * 2 + 2**30  # (6,) int64
     inputs = {
         "[5, -5, 7, -7, 6] >> 1: 2.5 -> 3, -2.5 -> -2": (torch.tensor([5, -5, 7, -7, 6]), 1),
-        "[7, -7, 6, -6, 1] >> 2: 1.75 -> 2, -1.5 -> -1, 0.25 -> 0": (torch.tensor([7, -7, 6, -6, 1]), 2),
+        "[7, -7, 6, -6, 1] >> 2: 1.75 -> 2, -1.5 -> -1, 0.25 -> 0":
+            (torch.tensor([7, -7, 6, -6, 1]), 2),
         "shift 0 changes nothing": (torch.tensor([3, -4, 0]), 0),
         "a negative shift multiplies: [3, -4] by 2^3": (torch.tensor([3, -4]), -3),
         "wide int64 words (about 2^41) >> 9, where float32 would round": (wide, 9),
@@ -89,7 +91,8 @@ def check_fixed_multiply(student: Callable, seed: int = 0, strict: bool | None =
             (torch.tensor([384, 25600]), torch.tensor([576, 25600]), 8, 16),
         "<8, 4>: +/-0.5 * 0.0625 is half a step: rounds half up to 1 and to 0":
             (torch.tensor([8, -8]), torch.tensor([1, 1]), 4, 8),
-        "<8, 4>: -100 * 100 saturates at -128": (torch.tensor([-100, 100]), torch.tensor([100, 1]), 4, 8),
+        "<8, 4>: -100 * 100 saturates at -128":
+            (torch.tensor([-100, 100]), torch.tensor([100, 1]), 4, 8),
         "<16, 12>: random words": (torch.randint(lo, hi, (20,), generator=generator),
                                    torch.randint(lo, hi, (20,), generator=generator), 12, 16),
         "<16, 0>: integers, 300 * -200 saturates":
@@ -122,5 +125,6 @@ def check_underflow_fraction(student: Callable[[torch.Tensor, int], float], seed
             (torch.randn(1000, generator=generator) * 1e-3, 10),
     }
     return check_cases("underflow_fraction", [
-        Case(label, reference_underflow_fraction(g, f), lambda g=g, f=f: float(student(g.clone(), f)))
+        Case(label, reference_underflow_fraction(g, f),
+             lambda g=g, f=f: float(student(g.clone(), f)))
         for label, (g, f) in inputs.items()], strict)

@@ -123,7 +123,8 @@ def check_cross_entropy(my_cross_entropy: Callable, seed: int = 0,
                                   torch.randint(0, 10, (5,), generator=generator)),
         "two examples, 3 classes": (torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]),
                                     torch.tensor([0, 2])),
-        "logits near 1000": (torch.tensor([[1000.0, 990.0], [990.0, 1000.0]]), torch.tensor([0, 0])),
+        "logits near 1000":
+            (torch.tensor([[1000.0, 990.0], [990.0, 1000.0]]), torch.tensor([0, 0])),
         "a batch of one": (torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([1])),
     }
     return check_cases("my_cross_entropy", [

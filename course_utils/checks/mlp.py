@@ -1,4 +1,5 @@
-"""Self-checks of notebook 03's exercises: the MLP class, its parameter count, choosing a setting."""
+"""Self-checks of notebook 03's exercises: the MLP class, its parameter count, choosing a
+setting."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ..models import MLP, count_parameters
 from .modules import check_module
 
 
-def check_mlp(mlp_class: Callable[[], nn.Module], seed: int = 0, strict: bool | None = None) -> bool:
+def check_mlp(mlp_class: Callable[[], nn.Module], seed: int = 0,
+              strict: bool | None = None) -> bool:
     """The student's ``Net`` against ``course_utils.models.MLP()``, the lecture's 784-120-80-10."""
     torch.manual_seed(seed)
     return check_module("Net (the MLP 784-120-80-10)", mlp_class, MLP(), (1, 28, 28), seed, strict)
@@ -30,7 +32,8 @@ def check_parameter_count(mlp_parameter_count: Callable[[list[int]], int], seed:
     cases += [
         Case("784-10: no hidden layer, the linear model", 784 * 10 + 10,
              lambda: mlp_parameter_count([784, 10])),
-        Case("4-3-2 (two layers)", count_parameters(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))),
+        Case("4-3-2 (two layers)",
+             count_parameters(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))),
              lambda: mlp_parameter_count([4, 3, 2])),
     ]
     return check_cases("mlp_parameter_count", cases, strict)
@@ -47,7 +50,8 @@ def check_best_setting(best_setting: Callable[[dict[str, list[float]]], str], se
     generator = torch.Generator().manual_seed(seed)
     noise = [float(v) for v in torch.rand(3, generator=generator) * 0.001]
     sweeps = {
-        "one lucky seed is not the best mean": {"lr 0.01": [0.950, 0.990], "lr 0.1": [0.975, 0.976]},
+        "one lucky seed is not the best mean":
+            {"lr 0.01": [0.950, 0.990], "lr 0.1": [0.975, 0.976]},
         "the last seed misleads": {"a": [0.97, 0.96, 0.90], "b": [0.93, 0.94, 0.95]},
         "the first seed misleads": {"a": [0.99, 0.90], "b": [0.96, 0.97]},
         "a single setting": {"only": [0.5 + noise[0]]},

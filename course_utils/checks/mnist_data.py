@@ -36,7 +36,8 @@ def reference_rarest_digit(dataset) -> int:
 
 def check_rarest_digit(rarest_digit: Callable[..., int], dataset: DigitDataset | None = None,
                        seed: int = 0, strict: bool | None = None) -> bool:
-    """Hand-made label sets (a missing digit, a tie, the last digit rarest) and, if given, a split."""
+    """Hand-made label sets (a missing digit, a tie, the last digit rarest) and, if given, a
+    split."""
     generator = torch.Generator().manual_seed(seed)
     missing = int(torch.randint(1, 9, (1,), generator=generator))
     every_digit_but_one = [d for d in range(10) for _ in range(3) if d != missing]

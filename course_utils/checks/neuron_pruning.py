@@ -36,7 +36,8 @@ def check_group_norms(student: Callable, seed: int = 0, strict: bool | None = No
     pairs = {"hand-made: li = 5 + 1, lo = |6| + |-8|": hand_made_pair(),
              "4 -> 3 -> 2 with neuron 1 dead (its row and column zero)": (dead_in, dead_out),
              "784 -> 300 -> 100, random": random_pair(784, 300, 100, seed + 1),
-             "5 -> 5 -> 5, random: rows and columns must not be swapped": random_pair(5, 5, 5, seed + 2)}
+             "5 -> 5 -> 5, random: rows and columns must not be swapped":
+                 random_pair(5, 5, 5, seed + 2)}
     cases = []
     for label, (fc_in, fc_out) in pairs.items():
         expected = [float(v.detach()) for v in group_penalty(fc_in, fc_out)]
@@ -62,7 +63,8 @@ def check_remove_neuron(student: Callable, seed: int = 0, strict: bool | None = 
     cases = []
     for label, (n_in, hidden, n_out), neuron in [("5 -> 4 -> 3, neuron 0", (5, 4, 3), 0),
                                                  ("5 -> 4 -> 3, neuron 2", (5, 4, 3), 2),
-                                                 ("800 -> 500 -> 10, neuron 499", (800, 500, 10), 499),
+                                                 ("800 -> 500 -> 10, neuron 499", (800, 500, 10),
+                                                  499),
                                                  ("3 -> 2 -> 1, neuron 1", (3, 2, 1), 1)]:
         fc_in, fc_out = random_pair(n_in, hidden, n_out, seed)
         keep = torch.ones(hidden, dtype=torch.bool)
@@ -87,7 +89,8 @@ def check_remove_neuron(student: Callable, seed: int = 0, strict: bool | None = 
         with torch.no_grad():
             return small_out(torch.relu(small_in(x)))
 
-    cases.append(Case("6 -> 5 -> 4 without neuron 3, which nobody reads: the same outputs", before, after))
+    cases.append(Case("6 -> 5 -> 4 without neuron 3, which nobody reads: the same outputs", before,
+                      after))
     return check_cases("remove_neuron", cases, strict)
 
 
@@ -108,7 +111,8 @@ def check_neurons_to_keep(student: Callable, seed: int = 0, strict: bool | None 
         mixed_out.weight[:, 4] = 0  # neuron 4: no outputs
         mixed_in.weight[2] = torch.tensor([0.3, 0.4, 0, 0, 0, 0])  # neuron 2: norm exactly 0.5
     inputs = {"hand-made, tau 0.5: [True, False]": (small_in, small_out, 0.5),
-              "dead rows and columns, a norm of exactly tau = 0.5 (not kept)": (mixed_in, mixed_out, 0.5),
+              "dead rows and columns, a norm of exactly tau = 0.5 (not kept)":
+                  (mixed_in, mixed_out, 0.5),
               "tau 0 keeps every neuron with some weight": (mixed_in, mixed_out, 0.0),
               "784 -> 300 -> 100 random, tau 0.33": (*random_pair(784, 300, 100, seed + 1), 0.33)}
     return check_cases("neurons_to_keep", [
@@ -123,7 +127,8 @@ def reference_parameter_compression(dense: nn.Module, small: nn.Module) -> float
 def check_parameter_compression(student: Callable, dense: nn.Module, small: nn.Module,
                                 strict: bool | None = None) -> bool:
     """Hand-made layer pairs with known counts, and the notebook's heads."""
-    inputs = {"Linear(10, 10) against Linear(10, 1): 110 / 11": (nn.Linear(10, 10), nn.Linear(10, 1)),
+    inputs = {"Linear(10, 10) against Linear(10, 1): 110 / 11":
+                  (nn.Linear(10, 10), nn.Linear(10, 1)),
               "a model against itself: 1": (nn.Linear(4, 3),) * 2,
               "biases count too: Linear(2, 2) against Linear(2, 1, bias=False)":
                   (nn.Linear(2, 2), nn.Linear(2, 1, bias=False)),

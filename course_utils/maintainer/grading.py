@@ -444,7 +444,8 @@ def run_problem(ran: Path, expected: nbformat.NotebookNode) -> str:
     nb = nbformat.read(ran, as_version=4)
     if [c.source for c in nb.cells] != [c.source for c in expected.cells]:
         return f"{ran} is a run of another version of the notebook"
-    unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None]
+    unrun = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and c.execution_count is None]
     return f"{ran}: cells {unrun[:5]} did not run" if unrun else ""
 
 

@@ -1,9 +1,11 @@
 """Run notebooks headless, each in a fresh kernel: ``make bench`` and ``make execute``.
 
     python -m course_utils.maintainer.run_notebooks bench [NOTEBOOK ...]    # -> bench/results.json
-    python -m course_utils.maintainer.run_notebooks execute [NOTEBOOK ...]  # store fresh outputs in place
+    python -m course_utils.maintainer.run_notebooks execute [NOTEBOOK ...]  # store fresh outputs
+                                                                              in place
     python -m course_utils.maintainer.run_notebooks clean [NOTEBOOK ...]    # strip outputs in place
-    python -m course_utils.maintainer.run_notebooks browser-figures         # browser test counts -> results
+    python -m course_utils.maintainer.run_notebooks browser-figures         # browser test counts
+                                                                              -> results
 
 The benchmark measures each notebook's wall-clock seconds (kernel start included) and the
 kernel's peak resident memory, and gathers the figures the notebooks ``record``; then nbgrader
@@ -43,7 +45,8 @@ PEAK_RSS_CODE = (
 )
 
 
-def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat.NotebookNode, float, float | None, bool]:
+def run_notebook(path: Path, figures_file: Path | None = None
+                 ) -> tuple[nbformat.NotebookNode, float, float | None, bool]:
     """Execute ``path`` in a fresh kernel of this Python environment.
 
     Returns the executed notebook, wall-clock seconds, the kernel's peak RSS in MB (None if
@@ -53,8 +56,10 @@ def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_RSS_CODE))
     if figures_file is not None:
         os.environ[FIGURES_ENV] = str(figures_file)
-    km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
-    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(path.parent)}})
+    km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME,
+                       kernel_spec_manager=NbvalKernelspecManager())
+    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S,
+                            resources={"metadata": {"path": str(path.parent)}})
     start = perf_counter()
     ok = True
     try:
@@ -62,7 +67,8 @@ def run_notebook(path: Path, figures_file: Path | None = None) -> tuple[nbformat
     except CellExecutionError as err:
         ok = False
         lines = str(err).splitlines()
-        print(f"{path.name}: " + "\n".join(lines[:1] + lines[-12:]), file=sys.stderr)  # the cell and the error
+        # the cell and the error
+        print(f"{path.name}: " + "\n".join(lines[:1] + lines[-12:]), file=sys.stderr)
     finally:
         os.environ.pop(FIGURES_ENV, None)
     seconds = perf_counter() - start
@@ -131,7 +137,8 @@ def save_results(results: dict, results_path: Path = RESULTS_PATH) -> None:
 
 
 def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
-    """Run each notebook, merge its measurements and figures into ``results_path``, return the results."""
+    """Run each notebook, merge its measurements and figures into ``results_path``, return the
+    results."""
     results = load_results(results_path)
     for path in paths:
         with tempfile.TemporaryDirectory() as tmp:
@@ -142,18 +149,23 @@ def bench(paths: list[Path], results_path: Path = RESULTS_PATH) -> dict:
             item = json.loads(line)
             results["figures"][item["name"]] = item["value"]
         peak = None if peak_mb is None else round(peak_mb)
-        results["notebooks"][path.stem] = {"seconds": round(seconds, 1), "peak_rss_mb": peak, "ok": ok,
+        results["notebooks"][path.stem] = {"seconds": round(seconds, 1),
+                                           "peak_rss_mb": peak, "ok": ok,
                                            "max_cell_seconds": round(max_cell_seconds(nb), 1)}
-        print(f"{path.stem:32s} {seconds:7.1f} s {peak or '?':>7} MB  {'ok' if ok else 'FAILED'}", flush=True)
+        print(f"{path.stem:32s} {seconds:7.1f} s {peak or '?':>7} MB  {'ok' if ok else 'FAILED'}",
+              flush=True)
         save_results(results, results_path)
     results["figures"].update(rejection_figures())
-    results["figures"].update(grade_figures([path.stem for path in paths]))  # nbgrader, grading view
+    # nbgrader, grading view
+    results["figures"].update(grade_figures([path.stem for path in paths]))
     save_results(results, results_path)
     return results
 
 
-def record_browser_figures(summary_path: Path = BROWSER_SUMMARY, results_path: Path = RESULTS_PATH) -> dict:
-    """Add the browser test's counts (``browser.notebooks_passed``, ``browser.notebooks_total``) to the results."""
+def record_browser_figures(summary_path: Path = BROWSER_SUMMARY,
+                           results_path: Path = RESULTS_PATH) -> dict:
+    """Add the browser test's counts (``browser.notebooks_passed``, ``browser.notebooks_total``) to
+    the results."""
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     results = load_results(results_path)
     results["figures"]["browser.notebooks_passed"] = sum(summary.values())
@@ -183,12 +195,14 @@ def execute(paths: list[Path]) -> bool:
             store_finished_progress(nb)
             nbformat.write(nb, path)
         all_ok &= ok
-        print(f"{path.name}: {'stored' if ok else 'FAILED, left unchanged'} ({seconds:.0f} s)", flush=True)
+        print(f"{path.name}: {'stored' if ok else 'FAILED, left unchanged'} ({seconds:.0f} s)",
+              flush=True)
     return all_ok
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["bench", "execute", "clean", "browser-figures"])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
     args = parser.parse_args(argv)

@@ -360,13 +360,15 @@ EXERCISES: list[Exercise] = [
              {"train and validation swapped": split_sizes_swapped,
               "the official 60,000 as training": split_sizes_official}),
     Exercise("00 tensor_bytes", start_here.check_tensor_bytes, start_here.reference_tensor_bytes,
-             {"4 bytes whatever the dtype": bytes_as_float32, "elements, not bytes": bytes_as_count}),
+             {"4 bytes whatever the dtype": bytes_as_float32,
+              "elements, not bytes": bytes_as_count}),
     Exercise("01 one_hot_by_comparison", mnist_data.check_one_hot, one_hot,
              {"off by one": one_hot_off_by_one, "always 10 classes": one_hot_fixed_ten,
               "booleans, not floats": one_hot_booleans}),
     Exercise("01 rarest_digit", mnist_data.check_rarest_digit, mnist_data.reference_rarest_digit,
              {"bincount without minlength": rarest_without_minlength,
-              "only digits present": rarest_of_those_present, "the most common": most_common_digit}),
+              "only digits present": rarest_of_those_present,
+              "the most common": most_common_digit}),
     Exercise("01 to_pixels", mnist_data.check_to_pixels, mnist_data.reference_to_pixels,
              {"truncated, not rounded": pixels_truncated, "operations in the wrong order":
               pixels_wrong_order, "floats, not uint8": pixels_as_floats}),
@@ -384,13 +386,15 @@ EXERCISES: list[Exercise] = [
               "zero_grad after backward": loop_zero_grad_after_backward}),
     Exercise("02 evaluate", linear_model.check_evaluate, evaluate,
              {"mean of per-batch accuracies": accuracy_mean_of_batches,
-              "no net.eval()": accuracy_in_train_mode, "a tensor, not a float": accuracy_as_tensor}),
+              "no net.eval()": accuracy_in_train_mode,
+              "a tensor, not a float": accuracy_as_tensor}),
     Exercise("03 Net", mlp.check_mlp, MLP,
              {"no ReLU": MLPWithoutReLU, "ReLU on the logits": MLPReLUOnLogits,
               "hidden widths swapped": MLPSwappedWidths}),
     Exercise("03 mlp_parameter_count", mlp.check_parameter_count,
              lambda sizes: sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False)),
-             {"no biases": count_without_biases, "biases counted on inputs": count_biases_of_inputs}),
+             {"no biases": count_without_biases,
+              "biases counted on inputs": count_biases_of_inputs}),
     Exercise("03 best_setting", mlp.check_best_setting, mlp.reference_best_setting,
              {"best single run": best_single_run, "last seed": best_last_seed,
               "first seed": best_first_seed}),
@@ -479,7 +483,8 @@ EXERCISES += [
              {"the first from 0": gaps_from_zero, "positions, not gaps": gaps_absolute}),
     Exercise("10 entropy_bits", deep_compression.check_entropy_bits,
              deep_compression.reference_entropy_bits,
-             {"natural logarithm": entropy_natural_log, "log2 of the alphabet": entropy_of_the_alphabet}),
+             {"natural logarithm": entropy_natural_log,
+              "log2 of the alphabet": entropy_of_the_alphabet}),
     Exercise("10 bias_share", check_bias_share, deep_compression.reference_bias_share,
              {"over the rest, not the whole": bias_share_of_the_rest,
               "the last layer only": bias_share_of_one_layer}),
@@ -548,7 +553,8 @@ def underflow_count(g: torch.Tensor, frac_bits: int) -> float:
 EXERCISES += [
     Exercise("11 to_fixed", fixed_point.check_to_fixed, lambda x, b, f: to_fixed(x, b, f),
              {"half to even": to_fixed_half_to_even, "truncated": to_fixed_truncated,
-              "wrapping, not saturating": to_fixed_wrapping, "unsigned range": to_fixed_unsigned_range,
+              "wrapping, not saturating": to_fixed_wrapping,
+              "unsigned range": to_fixed_unsigned_range,
               "floats, not integers": to_fixed_as_floats}),
     Exercise("11 shift_round", fixed_point.check_shift_round, lambda acc, s: shift_round(acc, s),
              {"truncated": shift_truncated, "float division": shift_by_float_division,
@@ -556,7 +562,8 @@ EXERCISES += [
     Exercise("11 qmn_range", fixed_point.check_qmn_range, fixed_point.reference_qmn_range,
              {"unsigned": lambda m, n: (0.0, 2.0 ** (m + 1) - 2.0**-n, 2.0**-n),
               "largest without the step": lambda m, n: (-(2.0**m), 2.0**m, 2.0**-n),
-              "m counts the sign": lambda m, n: (-(2.0 ** (m - 1)), 2.0 ** (m - 1) - 2.0**-n, 2.0**-n)}),
+              "m counts the sign":
+                  lambda m, n: (-(2.0 ** (m - 1)), 2.0 ** (m - 1) - 2.0**-n, 2.0**-n)}),
     Exercise("11 fixed_multiply", fixed_point.check_fixed_multiply,
              fixed_point.reference_fixed_multiply,
              {"truncated": multiply_truncated, "not saturated": multiply_unsaturated,
@@ -665,7 +672,8 @@ EXERCISES += [
              {"no biases": fc_head_without_biases, "h * h, not h * w": fc_head_square_features,
               "the output layer's biases forgotten": fc_head_one_bias}),
     Exercise("12 runner_up_maps", check_runner_up, global_average_pooling.reference_runner_up_maps,
-             {"the predicted class": runner_up_of_rank(0), "the lowest score": runner_up_of_rank(-1),
+             {"the predicted class": runner_up_of_rank(0),
+              "the lowest score": runner_up_of_rank(-1),
               "the shipped network, not the model given": runner_up_of_the_shipped_network}),
 ]
 
@@ -735,10 +743,12 @@ EXERCISES += [
               "raises when short": intact_raising_when_short, "the magic only": intact_by_magic}),
     Exercise("13 header", check_header, compression_demo.reference_header,
              {"name length in characters": header_name_in_characters,
-              "name from byte 5": header_name_from_byte_5, "version as bytes": header_version_as_byte}),
+              "name from byte 5": header_name_from_byte_5,
+              "version as bytes": header_version_as_byte}),
     Exercise("13 bits_per_kept_weight", check_bits_per_kept,
              compression_demo.reference_bits_per_kept_weight,
-             {"bytes, not bits": bits_per_kept_in_bytes, "over every weight": bits_per_every_weight}),
+             {"bytes, not bits": bits_per_kept_in_bytes,
+              "over every weight": bits_per_every_weight}),
 ]
 
 
@@ -746,28 +756,34 @@ EXERCISES += [
 
 def max_pool_c_from_zero() -> str:
     return deploy_in_c.reference_max_pool_c().replace(
-        "float m = top[0];", "float m = 0.0f;  /* wrong for negative maps */\n if (top[0] > m) m = top[0];")
+        "float m = top[0];",
+        "float m = 0.0f;  /* wrong for negative maps */\n if (top[0] > m) m = top[0];")
 
 
 def max_pool_c_rounded_up() -> str:
     return deploy_in_c.reference_max_pool_c().replace(
-        "out_h = height / 2, out_w = width / 2", "out_h = (height + 1) / 2, out_w = (width + 1) / 2")
+        "out_h = height / 2, out_w = width / 2",
+        "out_h = (height + 1) / 2, out_w = (width + 1) / 2")
 
 
-def max_pool_c_rows_of_pairs() -> str:  # an input row taken as 2 * out_w floats: wrong for odd widths
+# an input row taken as 2 * out_w floats: wrong for odd widths
+def max_pool_c_rows_of_pairs() -> str:
     return deploy_in_c.reference_max_pool_c().replace(
         "(c * height + 2 * y) * width + 2 * x", "(c * height + 2 * y) * 2 * out_w + 2 * x").replace(
         "top + width;", "top + 2 * out_w;")
 
 
 def max_pool_c_one_channel_out() -> str:
-    return deploy_in_c.reference_max_pool_c().replace("out[(c * out_h + y) * out_w + x]", "out[y * out_w + x]")
+    return deploy_in_c.reference_max_pool_c().replace("out[(c * out_h + y) * out_w + x]",
+                                                      "out[y * out_w + x]")
 
 
 if find_compiler() is not None:
     EXERCISES.append(
-        Exercise("14 max_pool2 in C", deploy_in_c.check_max_pool_c, deploy_in_c.reference_max_pool_c,
-                 {"max starts at 0": max_pool_c_from_zero, "sizes rounded up": max_pool_c_rounded_up,
+        Exercise("14 max_pool2 in C", deploy_in_c.check_max_pool_c,
+                 deploy_in_c.reference_max_pool_c,
+                 {"max starts at 0": max_pool_c_from_zero,
+                  "sizes rounded up": max_pool_c_rounded_up,
                   "rows of 2 * out_w": max_pool_c_rows_of_pairs,
                   "channel left out of out": max_pool_c_one_channel_out}))
 
@@ -789,7 +805,8 @@ def mask_of_signed_values(weight: torch.Tensor, sparsity: float) -> torch.Tensor
 
 def mask_of_the_largest(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     keep = torch.ones(weight.numel(), dtype=torch.bool)
-    keep[weight.abs().flatten().argsort(descending=True, stable=True)[:round(sparsity * weight.numel())]] = False
+    keep[weight.abs().flatten().argsort(descending=True,
+                                        stable=True)[:round(sparsity * weight.numel())]] = False
     return keep.view_as(weight)
 
 
@@ -852,19 +869,22 @@ def csr_relative_in_bits(weight: torch.Tensor) -> float:
 
 EXERCISES += [
     Exercise("06 magnitude_mask", weight_pruning.check_magnitude_mask, magnitude_mask,
-             {"threshold from kthvalue (ties)": mask_by_threshold, "signed values": mask_of_signed_values,
-              "the largest pruned": mask_of_the_largest, "count truncated": mask_truncated_count,
-              "floats, not booleans": mask_as_floats}),
-    Exercise("06 retrain_step", weight_pruning.check_retrain_step, weight_pruning.reference_retrain_step,
-             {"masks before the step": retrain_masked_before_step, "no masks": retrain_without_masks,
-              "masks inverted": retrain_masks_inverted, "the loss tensor": retrain_loss_tensor}),
+             {"threshold from kthvalue (ties)": mask_by_threshold,
+              "signed values": mask_of_signed_values, "the largest pruned": mask_of_the_largest,
+              "count truncated": mask_truncated_count, "floats, not booleans": mask_as_floats}),
+    Exercise("06 retrain_step", weight_pruning.check_retrain_step,
+             weight_pruning.reference_retrain_step,
+             {"masks before the step": retrain_masked_before_step,
+              "no masks": retrain_without_masks, "masks inverted": retrain_masks_inverted,
+              "the loss tensor": retrain_loss_tensor}),
     Exercise("06 threshold_for", weight_pruning.check_threshold_for,
              lambda w, s: float(w.abs().flatten().kthvalue(round(s * w.numel())).values),
              {"off by one": threshold_off_by_one, "signed values": threshold_of_signed_values}),
     Exercise("06 csr_bytes_relative", weight_pruning.check_csr_bytes_relative,
              weight_pruning.reference_csr_bytes_relative,
              {"rows, not rows + 1 pointers": csr_relative_rows_only,
-              "every entry, not the nonzeros": csr_relative_every_entry, "bits, not bytes": csr_relative_in_bits}),
+              "every entry, not the nonzeros": csr_relative_every_entry,
+              "bits, not bytes": csr_relative_in_bits}),
 ]
 
 
@@ -923,8 +943,8 @@ EXERCISES += [
               "each weight once": (linear_cost, conv_macs_once_per_weight)}),
     Exercise("05 int8_energy_uj", why_compress.check_int8_energy,
              why_compress.reference_int8_energy_uj,
-             {"a whole word per weight": int8_energy_full_word, "an 8-bit add": int8_energy_int8_add,
-              "picojoules": int8_energy_in_picojoules}),
+             {"a whole word per weight": int8_energy_full_word,
+              "an 8-bit add": int8_energy_int8_add, "picojoules": int8_energy_in_picojoules}),
 ]
 
 
@@ -986,8 +1006,8 @@ def compression_inverted(dense: nn.Module, small: nn.Module) -> float:
 
 def check_parameter_compression(answer, strict=None) -> bool:
     torch.manual_seed(0)
-    return neuron_pruning.check_parameter_compression(answer, nn.Linear(800, 500), nn.Linear(80, 50),
-                                                      strict=strict)
+    return neuron_pruning.check_parameter_compression(answer, nn.Linear(800, 500),
+                                                      nn.Linear(80, 50), strict=strict)
 
 
 EXERCISES += [
@@ -1001,7 +1021,8 @@ EXERCISES += [
               "second bias lost": partial(remove_neuron_with, out_bias=False)}),
     Exercise("07 neurons_to_keep", neuron_pruning.check_neurons_to_keep,
              neuron_pruning.reference_neurons_to_keep,
-             {"either norm": keep_either, "at tau too": keep_at_tau, "incoming only": keep_by_incoming_only}),
+             {"either norm": keep_either, "at tau too": keep_at_tau,
+              "incoming only": keep_by_incoming_only}),
     Exercise("07 parameter_compression", check_parameter_compression,
              neuron_pruning.reference_parameter_compression,
              {"weights only": compression_of_weights_only, "inverted": compression_inverted}),
@@ -1061,14 +1082,17 @@ def ternarize_without_alpha(w: torch.Tensor, t: float) -> torch.Tensor:
 
 def ternarize_nan_when_nothing_kept(w: torch.Tensor, t: float) -> torch.Tensor:
     keep = w.abs() > t
-    return torch.where(keep, w.abs()[keep].mean() * w.sign(), torch.zeros_like(w) * w.abs()[keep].mean())
+    return torch.where(keep, w.abs()[keep].mean() * w.sign(),
+                       torch.zeros_like(w) * w.abs()[keep].mean())
 
 
 EXERCISES += [
     Exercise("08 binarize_filters", binary_and_uniform.check_binarize_filters,
              lambda w: binarize(w, scaled=True, per_filter=True),
-             {"one alpha per layer": filters_alpha_per_layer, "alpha per input": filters_alpha_per_input,
-              "torch.sign (0 stays 0)": filters_torch_sign, "alpha = max |w|": filters_alpha_of_max}),
+             {"one alpha per layer": filters_alpha_per_layer,
+              "alpha per input": filters_alpha_per_input,
+              "torch.sign (0 stays 0)": filters_torch_sign,
+              "alpha = max |w|": filters_alpha_of_max}),
     Exercise("08 quantize and dequantize",
              lambda pair, strict=None: binary_and_uniform.check_quantize(*pair, strict=strict),
              (quantize, dequantize),
@@ -1077,15 +1101,18 @@ EXERCISES += [
               "floats, not integers": (quantize_as_floats, dequantize),
               "zero point subtracted": (quantize_zero_point_subtracted, dequantize),
               "dequantize without the zero point": (quantize, dequantize_without_zero_point)}),
-    Exercise("08 ternarize", binary_and_uniform.check_ternarize, binary_and_uniform.reference_ternarize,
+    Exercise("08 ternarize", binary_and_uniform.check_ternarize,
+             binary_and_uniform.reference_ternarize,
              {"alpha over all weights": ternarize_alpha_of_all, "|w| = t kept": ternarize_keeping_t,
-              "no alpha": ternarize_without_alpha, "nan when nothing is kept": ternarize_nan_when_nothing_kept}),
+              "no alpha": ternarize_without_alpha,
+              "nan when nothing is kept": ternarize_nan_when_nothing_kept}),
     Exercise("08 uniform_bytes", binary_and_uniform.check_uniform_bytes,
              binary_and_uniform.reference_uniform_bytes,
              {"rounded down": lambda n, bits, channels: n * bits // 8 + 8 * channels,
               "bits, not bytes": lambda n, bits, channels: n * bits + 8 * channels,
               "one scale for all channels": lambda n, bits, channels: -(-n * bits // 8) + 8}),
-    Exercise("08 xnor_dot", binary_and_uniform.check_xnor_dot, lambda a, b, k: k - 2 * (a ^ b).bit_count(),
+    Exercise("08 xnor_dot", binary_and_uniform.check_xnor_dot,
+             lambda a, b, k: k - 2 * (a ^ b).bit_count(),
              {"k minus the popcount": lambda a, b, k: k - (a ^ b).bit_count(),
               "popcount of AND": lambda a, b, k: 2 * (a & b).bit_count() - k,
               "sign flipped": lambda a, b, k: 2 * (a ^ b).bit_count() - k}),
@@ -1111,12 +1138,14 @@ def lloyd_assigned_after_the_move(points: torch.Tensor, centroids: torch.Tensor)
     return moved, torch.cdist(points, moved).argmin(dim=1)
 
 
-def centroid_mean_gradient(weight_grad: torch.Tensor, indices: torch.Tensor, k: int) -> torch.Tensor:
+def centroid_mean_gradient(weight_grad: torch.Tensor, indices: torch.Tensor,
+                           k: int) -> torch.Tensor:
     sums = torch.zeros(k).index_add_(0, indices.flatten(), weight_grad.flatten())
     return sums / torch.bincount(indices.flatten(), minlength=k).clamp(min=1)
 
 
-def centroid_gradient_counts(weight_grad: torch.Tensor, indices: torch.Tensor, k: int) -> torch.Tensor:
+def centroid_gradient_counts(weight_grad: torch.Tensor, indices: torch.Tensor,
+                             k: int) -> torch.Tensor:
     return torch.bincount(indices.flatten(), minlength=k).float()
 
 
@@ -1146,13 +1175,16 @@ EXERCISES += [
              lambda g, i, k: torch.zeros(k).index_add_(0, i.flatten(), g.flatten()),
              {"the mean, not the sum": centroid_mean_gradient, "counts": centroid_gradient_counts,
               "bincount without minlength": centroid_gradient_without_minlength}),
-    Exercise("09 sharing_rate", weight_sharing.check_sharing_rate, weight_sharing.reference_sharing_rate,
-             {"index bits rounded up": lambda n, k, b=32: n * b / (n * math.ceil(math.log2(k)) + k * b),
+    Exercise("09 sharing_rate", weight_sharing.check_sharing_rate,
+             weight_sharing.reference_sharing_rate,
+             {"index bits rounded up":
+                  lambda n, k, b=32: n * b / (n * math.ceil(math.log2(k)) + k * b),
               "no codebook": lambda n, k, b=32: b / math.log2(k),
               "upside down": lambda n, k, b=32: (n * math.log2(k) + k * b) / (n * b)}),
     Exercise("09 assign", weight_sharing.check_assign, weight_sharing.reference_assign,
              {"signed difference": lambda w, c: (w[:, None] - c[None, :]).argmin(dim=1),
-              "over the weights, not the codebook": lambda w, c: (w[None, :] - c[:, None]).abs().argmin(dim=1),
+              "over the weights, not the codebook":
+                  lambda w, c: (w[None, :] - c[:, None]).abs().argmin(dim=1),
               "the farthest": lambda w, c: (w[:, None] - c[None, :]).abs().argmax(dim=1)}),
     Exercise("09 pq_bits", weight_sharing.check_pq_bits,
              lambda m, n, d, k: (n // d) * m * math.ceil(math.log2(k)) + (n // d) * k * d * 32,
@@ -1214,7 +1246,8 @@ def allreduce_the_weights(model) -> None:
 
 EXERCISES += [
     Exercise("15 average_gradients", data_parallel.check_average_gradients, average_gradients,
-             {"summed, not averaged": average_summed, "only the first copy": average_into_first_only,
+             {"summed, not averaged": average_summed,
+              "only the first copy": average_into_first_only,
               "frozen layers not skipped": average_without_none_check,
               "the weights averaged": average_the_weights}),
     # 5 steps instead of 20: each try starts three worker processes.
@@ -1229,5 +1262,6 @@ def rejection_figures() -> dict[str, float]:
     """``checks.wrong_pairs`` tried and ``checks.wrong_rejected_fraction`` rejected."""
     pairs = [(e, w) for e in EXERCISES for w in e.wrong.values()]
     rejected = sum(not passes(e, w) for e, w in pairs)
-    return {"checks.wrong_pairs": len(pairs), "checks.wrong_rejected_fraction": rejected / len(pairs),
+    return {"checks.wrong_pairs": len(pairs),
+            "checks.wrong_rejected_fraction": rejected / len(pairs),
             "checks.exercises": len(EXERCISES)}

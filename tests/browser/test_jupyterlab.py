@@ -51,14 +51,17 @@ def lab(tmp_path_factory):
     (settings / "apputils-extension").mkdir(parents=True)
     # Render every cell, not only those in view, so outputs can be inspected anywhere in the page;
     # and do not ask about fetching news (there is no network here).
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none"}))
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false"}))
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(root / "settings"), JUPYTER_CONFIG_DIR=str(root / "config"))
+    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
+               JUPYTER_CONFIG_DIR=str(root / "config"))
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
+         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", *(["--allow-root"] if os.geteuid() == 0 else [])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -109,10 +112,12 @@ def run_all_and_wait(page, root: Path, name: str) -> nbformat.NotebookNode:
 def shut_down_kernels(base: str, token: str) -> None:
     """Stop every kernel the server runs, so each notebook starts in a fresh one."""
     headers = {"Authorization": f"token {token}"}
-    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels", headers=headers)) as response:
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels",
+                                                       headers=headers)) as response:
         kernels = json.load(response)
     for kernel in kernels:
-        request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}", headers=headers, method="DELETE")
+        request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}", headers=headers,
+                                         method="DELETE")
         urllib.request.urlopen(request).close()
 
 
@@ -128,7 +133,8 @@ def record_result(name: str, passed: bool) -> None:
 def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
     base, token, root = lab
     name = notebook.name
-    blank = nbformat.read(notebook, as_version=4)  # a fresh copy without outputs, as a student starts
+    # a fresh copy without outputs, as a student starts
+    blank = nbformat.read(notebook, as_version=4)
     for cell in blank.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -138,7 +144,8 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
     passed = False
     try:
         # A workspace of its own, reset, so no tab of an earlier notebook is restored beside it.
-        page.goto(f"{base}/lab/workspaces/{notebook.stem}/tree/notebooks/{name}?reset&token={token}")
+        page.goto(f"{base}/lab/workspaces/{notebook.stem}/tree/notebooks/{name}"
+                  f"?reset&token={token}")
         page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
         accept_kernel = page.locator(".jp-Dialog .jp-mod-accept")
         try:
@@ -146,14 +153,17 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
             accept_kernel.click()
         except playwright_api.TimeoutError:
             pass
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=60_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            timeout=60_000)
         nb = run_all_and_wait(page, root, name)
         errors = [f"{o.ename}: {o.evalue}" for c in nb.cells if c.cell_type == "code"
                   for o in c.outputs if o.output_type == "error"]
         assert not errors, f"{name}: {errors}"
-        expects_plots = any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        expects_plots = any("image/png" in o.get("data", {}) for c in nb.cells
+                            if c.cell_type == "code" for o in c.outputs)
         if expects_plots:
-            assert page.locator(".jp-OutputArea-output img").count() > 0, f"{name}: no plot rendered"
+            assert page.locator(".jp-OutputArea-output img").count() > 0, (
+                f"{name}: no plot rendered")
         widget_outputs = [o["data"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
                           if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         if widget_outputs:  # progress bars, sliders: drawn as widgets, not as their text fallback
