@@ -109,12 +109,22 @@ class MlpConvLeNet5(nn.Module):
         return self.head(self.features(x))  # (B, num_classes)
 
 
+def _rename_old_classifier_key(module: nn.Module, state_dict: dict, prefix: str,
+                               *args: object) -> None:
+    """A load_state_dict pre-hook of :class:`GapNet`: a state dict saved before the head was a
+    :class:`GapHead` has its weight at ``classifier.weight``, now ``head.classifier.weight``; an
+    old file (a cached or an older shipped checkpoint) still loads."""
+    old, new = f"{prefix}classifier.weight", f"{prefix}head.classifier.weight"
+    if old in state_dict and new not in state_dict:
+        state_dict[new] = state_dict.pop(old)
+
+
 class GapNet(nn.Module):
     """An all-convolutional network for digits of any size, with a global-average-pooling head.
 
     Four 3x3 conv-BatchNorm-ReLU blocks of ``widths`` channels, 2x2 max pooling after the first
-    two, then a 1x1 convolution (no bias) to one map per class, averaged over space. With the
-    default widths (16, 32, 48, 64): 47,184 parameters.
+    two, then a :class:`GapHead`: a 1x1 convolution (no bias) to one map per class, averaged over
+    space. With the default widths (16, 32, 48, 64): 47,184 parameters.
 
     Two choices make the score independent of how much black surrounds the digit:
 
@@ -134,8 +144,9 @@ class GapNet(nn.Module):
         self.block2 = conv_bn_relu(c1, c2)
         self.block3 = conv_bn_relu(c2, c3)
         self.block4 = conv_bn_relu(c3, c4)
-        self.classifier = nn.Conv2d(c4, num_classes, kernel_size=1, bias=False)  # one map per class
+        self.head = GapHead(c4, num_classes)  # a 1x1 convolution to one map per class, averaged
         self.to(memory_format=torch.channels_last)  # channels-last convolutions: faster on CPUs
+        self.register_load_state_dict_pre_hook(_rename_old_classifier_key)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` images (black = 0) to ``(B, c4, H/4, W/4)`` feature maps."""
@@ -144,17 +155,22 @@ class GapNet(nn.Module):
         x = self.block3(x)  # (B, c3, H/4, W/4)
         return self.block4(x)  # (B, c4, H/4, W/4)
 
-    def class_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """The class activation maps: ``(B, 1, H, W)`` to ``(B, num_classes, (H + 2m)/4,
-        (W + 2m)/4)``, m = margin."""
+    def relative_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features relative to black: ``(B, 1, H, W)`` to ``(B, c4, (H + 2m)/4, (W + 2m)/4)``,
+        m = margin, each image's features minus those of an all-black image of its size."""
         x = x - x.amin(dim=(1, 2, 3), keepdim=True)  # (B, 1, H, W): each image's darkest pixel: 0
         x = torch.cat([x, torch.zeros_like(x[:1])])  # (B + 1, 1, H, W): and one black image
         x = F.pad(x, [self.margin] * 4)  # (B + 1, 1, H + 2m, W + 2m): a black frame
         f = self.features(x)  # (B + 1, c4, (H + 2m)/4, (W + 2m)/4)
-        return self.classifier(f[:-1] - f[-1:])  # (B, num_classes, ...): relative to black
+        return f[:-1] - f[-1:]  # (B, c4, ...): relative to black
+
+    def class_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The class activation maps: ``(B, 1, H, W)`` to ``(B, num_classes, (H + 2m)/4,
+        (W + 2m)/4)``, m = margin."""
+        return self.head.maps(self.relative_features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.class_maps(x).mean(dim=(2, 3))  # (B, num_classes, H', W') -> (B, num_classes)
+        return self.head(self.relative_features(x))  # (B, num_classes): the maps' averages
 
 
 @torch.no_grad()

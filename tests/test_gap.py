@@ -1,6 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
+from course_utils.checkpoints import load_state, save_state
 from course_utils.data import DigitDataset
 from course_utils.gap import (
     DropoutLeNet5,
@@ -17,7 +19,7 @@ from course_utils.gap import (
     place_on_canvas,
 )
 from course_utils.models import CaffeLeNet5, count_parameters
-from course_utils.reference import pretrained
+from course_utils.reference import checkpoint_dir, pretrained
 from course_utils.zoo import build_model
 
 # Weights of the four 3x3 convolutions (no bias), BatchNorm's scale and shift per channel, 1x1
@@ -192,6 +194,50 @@ def test_class_maps_do_not_depend_on_the_other_images_of_the_batch():
         alone = net.class_maps(digit)
         together = net.class_maps(torch.cat([digit, other]))[:1]
     torch.testing.assert_close(alone, together, atol=1e-5, rtol=1e-5)
+
+
+def old_keyed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A GapNet state dict as it was saved before its head was a GapHead: ``classifier.weight``."""
+    return {("classifier.weight" if k == "head.classifier.weight" else k): v
+            for k, v in state.items()}
+
+
+def test_the_head_is_a_gap_head_that_computes_what_the_old_classifier_did():
+    net = eval_net()
+    assert isinstance(net.head, GapHead) and not hasattr(net, "classifier")
+    weight = old_keyed(net.state_dict())["classifier.weight"]  # (10, 64, 1, 1)
+    x = torch.randn(3, 1, 36, 28)
+    with torch.no_grad():  # GapNet's class maps and scores as written before the GapHead
+        f = net.features(F.pad(torch.cat([x - x.amin(dim=(1, 2, 3), keepdim=True),
+                                          torch.zeros_like(x[:1])]), [net.margin] * 4))
+        maps = F.conv2d(f[:-1] - f[-1:], weight)
+        assert torch.equal(net.class_maps(x), maps)
+        assert torch.equal(net(x), maps.mean(dim=(2, 3)))
+
+
+def test_an_old_keyed_state_dict_still_loads(tmp_path):
+    source = eval_net()
+    old = old_keyed(source.state_dict())
+    assert "classifier.weight" in old and "head.classifier.weight" not in old
+    save_state(source, tmp_path / "new.pt")
+    torch.save(old, tmp_path / "old.pt")  # an instructor's cached or an older shipped file
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        expected = source(x)
+        for path in [tmp_path / "old.pt", tmp_path / "new.pt"]:
+            loaded = load_state(GapNet(), path).eval()  # weights_only=True, strict
+            assert torch.equal(loaded(x), expected)
+            assert list(loaded.state_dict()) == list(source.state_dict())
+        nested = torch.nn.Sequential(GapNet()).eval()  # the renaming follows the prefix
+        nested.load_state_dict({f"0.{k}": v for k, v in old.items()})
+        assert torch.equal(nested(x), expected)
+    assert "classifier.weight" in old  # the caller's dict is left as it was
+
+
+def test_the_shipped_gap_checkpoint_has_the_gap_heads_keys():
+    state = torch.load(checkpoint_dir() / "gap.pt", weights_only=True)
+    assert list(state) == list(GapNet().state_dict())
+    assert "head.classifier.weight" in pretrained("gap").state_dict()
 
 
 def test_mlpconv_counts_its_parameters_by_hand():
