@@ -294,7 +294,7 @@ class FixedFile:
 def fixed_layers(model: FixedPointMLP) -> FixedFile:
     """The integers and formats of a ``FixedPointMLP``, as the file stores them."""
     return FixedFile(model.bits, model.frac["input"], [
-        FixedLayer(getattr(model, f"{name}_w"), getattr(model, f"{name}_b"),
+        FixedLayer(model.int_weights[name], model.int_biases[name],
                    model.frac[f"{name}.weight"], model.frac[f"{name}.out"])
         for name in model.names])
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .chain import forward_chain, layers_in_order
+
 MIN_FRAC_BITS, MAX_FRAC_BITS = -32, 64
 ROUNDINGS = ("nearest", "stochastic")
 
@@ -172,8 +174,22 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, bits: int) -> torch.Tensor:
     return acc
 
 
+def mlp_layers(model: nn.Module) -> list[str]:
+    """The module names of ``model``'s Linear layers, in the order its forward pass runs them, when
+    that pass is ``flatten``, then Linear layers with a ReLU after every one but the last
+    (``chain.forward_chain``); else ``ValueError``."""
+    steps = forward_chain(model)
+    names = layers_in_order(steps)
+    expected = ["flatten"] + [step for name in names for step in (name, "relu")][:-1]
+    if steps != expected or not all(isinstance(model.get_submodule(n), nn.Linear) for n in names):
+        raise ValueError(f"{type(model).__name__} runs {steps}: not flatten, then Linear layers "
+                         "with a ReLU between them")
+    return names
+
+
 class FixedPointMLP(nn.Module):
-    """A trained ``MLP`` (Linear layers with ReLU between) run with integers only, on the CPU.
+    """A trained MLP (Linear layers with ReLU between, see :func:`mlp_layers`) run with integers
+    only, on the CPU.
 
     Weights and activations are ``bits``-bit words, each tensor with its own ``F`` (``dynamic``,
     from its range) or all with one ``F`` from the largest range. Biases are ``2 * bits``-bit words
@@ -182,7 +198,8 @@ class FixedPointMLP(nn.Module):
     plus the bias, ReLU, then an arithmetic right shift with rounding to the next layer's format,
     saturating.
     ``forward`` returns the integer logits ``(B, classes)``; their value is
-    ``q * 2**-frac["<last>.out"]``.
+    ``q * 2**-frac["<last>.out"]``. The integers are in ``int_weights`` and ``int_biases``, by
+    module name.
     """
 
     @torch.no_grad()
@@ -193,8 +210,12 @@ class FixedPointMLP(nn.Module):
             raise ValueError("bits must be an integer in 2..16 (biases take 2 * bits), got "
                              f"{bits!r}")
         self.bits = bits
-        layers = {name: (m.weight.detach().cpu(), m.bias.detach().cpu())
-                  for name, m in model.named_children() if isinstance(m, nn.Linear)}
+        self.names = mlp_layers(model)
+        layers = {}
+        for name in self.names:
+            layer = model.get_submodule(name)
+            bias = torch.zeros(layer.out_features) if layer.bias is None else layer.bias
+            layers[name] = (layer.weight.detach().cpu(), bias.detach().cpu())
         tensors = {"input": calibration.detach().cpu().flatten(1)}  # (B, 784)
         x = tensors["input"]
         for i, (name, (weight, bias)) in enumerate(layers.items()):
@@ -204,14 +225,15 @@ class FixedPointMLP(nn.Module):
         shared = frac_bits_for(torch.stack([t.abs().max() for t in tensors.values()]), bits)
         self.frac = {key: frac_bits_for(t, bits) if dynamic else shared
                      for key, t in tensors.items()}
-        self.names = list(layers)
+        self.int_weights: dict[str, torch.Tensor] = {}  # (out, in) int64, in <bits, F_w>
+        self.int_biases: dict[str, torch.Tensor] = {}  # (out,) int64, in the accumulator's format
         self.saturated_biases: dict[str, int] = {}  # per layer; a warning says when any is not 0
         frac_in = self.frac["input"]
         for name, (weight, bias) in layers.items():
             frac_w = self.frac[f"{name}.weight"]
-            self.register_buffer(f"{name}_w", to_fixed(weight, bits, frac_w))  # (out, in)
+            self.int_weights[name] = to_fixed(weight, bits, frac_w)
             frac_b = frac_in + frac_w  # the accumulator's format
-            self.register_buffer(f"{name}_b", to_fixed(bias, 2 * bits, frac_b))  # (out,)
+            self.int_biases[name] = to_fixed(bias, 2 * bits, frac_b)
             self.saturated_biases[name] = saturated_count(bias, 2 * bits, frac_b)
             frac_in = self.frac[f"{name}.out"]
         if any(self.saturated_biases.values()):
@@ -226,7 +248,7 @@ class FixedPointMLP(nn.Module):
         for i, name in enumerate(self.names):
             frac_w, frac_out = self.frac[f"{name}.weight"], self.frac[f"{name}.out"]
             # (B, out) int64
-            acc = int_matmul(q, getattr(self, f"{name}_w"), self.bits) + getattr(self, f"{name}_b")
+            acc = int_matmul(q, self.int_weights[name], self.bits) + self.int_biases[name]
             if i < len(self.names) - 1:
                 acc = acc.clamp(min=0)  # ReLU on integers
             # (B, out) in <bits, frac_out>

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import MLP, CaffeLeNet5
+from .chain import forward_chain, is_layer, relu_before_pooling, run_step
 from .pruning import serialized_bytes
 from .quantization import uniform_qparams
 
@@ -56,12 +56,56 @@ def activation_qparams(x: torch.Tensor) -> tuple[float, int]:
 
 
 class Int8Model(nn.Module):
-    """Common parts: the stored integer weights and the input quantizer."""
+    """A float network run in int8 on the CPU, from a model on any device, calibrated on
+    ``calibration`` inputs ``(B, 1, 28, 28)``.
 
-    def __init__(self):
+    Its steps are the float model's own (``chain.forward_chain``): Linear and Conv2d layers, ReLU,
+    2x2 max pooling and flatten, in a chain. A layer and the ReLU after it are one integer kernel
+    (``conv2d_relu``, ``linear_relu``); a ReLU after a pooling is moved before it, which gives the
+    same function. Each layer's output scale and zero point cover the range it gave on
+    ``calibration``.
+    """
+
+    @torch.no_grad()
+    def __init__(self, model: nn.Module, calibration: torch.Tensor):
         super().__init__()
-        self.int_weights: dict[str, torch.Tensor] = {}
-        self.qparams: dict[str, tuple[float, int]] = {}
+        model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
+        self.steps = relu_before_pooling(forward_chain(model))
+        x = calibration.float().cpu()
+        self.qparams: dict[str, tuple[float, int]] = {"input": activation_qparams(x)}
+        self.int_weights: dict[str, torch.Tensor] = {}  # int8 weights (qint8 tensors)
+        self.biases: dict[str, torch.Tensor] = {}  # fp32
+        self.packed = {}  # the kernels' own form of each layer
+        for i, step in enumerate(self.steps):
+            if is_layer(step):
+                layer = model.get_submodule(step)
+                x = layer(x)
+                if self.fused_relu(i):
+                    x = F.relu(x)
+                self.qparams[step] = activation_qparams(x)
+                self.packed[step] = self.pack(step, layer)
+            else:
+                x = run_step(step, x)
+
+    def fused_relu(self, i: int) -> bool:
+        """Whether step ``i`` is a layer whose ReLU (the next step) runs in its kernel."""
+        return (is_layer(self.steps[i]) and i + 1 < len(self.steps)
+                and self.steps[i + 1] == "relu")
+
+    def pack(self, name: str, layer: nn.Module):
+        """Layer ``name``'s int8 weight and fp32 bias in the kernel's packed form."""
+        q = quantize_weight(layer.weight)
+        self.int_weights[name] = q
+        bias = None if layer.bias is None else layer.bias.detach().float().cpu().clone()
+        if bias is not None:
+            self.biases[name] = bias
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if isinstance(layer, nn.Linear):
+                return torch.ops.quantized.linear_prepack(q, bias)
+            return torch.ops.quantized.conv2d_prepack(q, bias, list(layer.stride),
+                                                      list(layer.padding), list(layer.dilation),
+                                                      layer.groups)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         scale, zero_point = self.qparams["input"]
@@ -69,17 +113,20 @@ class Int8Model(nn.Module):
             warnings.simplefilter("ignore")
             return torch.quantize_per_tensor(x.float().cpu(), scale, zero_point, torch.quint8)
 
-    def pack_linear(self, name: str, layer: nn.Linear):
-        q = quantize_weight(layer.weight)
-        self.int_weights[name] = q
-        return torch.ops.quantized.linear_prepack(q, layer.bias.detach().float().cpu())
-
-    def pack_conv(self, name: str, layer: nn.Conv2d):
-        q = quantize_weight(layer.weight)
-        self.int_weights[name] = q
-        return torch.ops.quantized.conv2d_prepack(q, layer.bias.detach().float().cpu(),
-                                                  list(layer.stride), list(layer.padding),
-                                                  list(layer.dilation), layer.groups)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, 28, 28)`` inputs on any device to the float outputs, on the CPU."""
+        ops = torch.ops.quantized
+        kernels = {(True, True): ops.conv2d_relu, (True, False): ops.conv2d,  # (conv, relu)
+                   (False, True): ops.linear_relu, (False, False): ops.linear}
+        q = self.quantize_input(x)  # uint8
+        for i, step in enumerate(self.steps):
+            if not is_layer(step):
+                if not (step == "relu" and self.fused_relu(i - 1)):  # else: done in the kernel
+                    q = run_step(step, q)
+                continue
+            kernel = kernels[q.dim() == 4, self.fused_relu(i)]
+            q = kernel(q, self.packed[step], *self.qparams[step])
+        return q.dequantize()
 
     def stored_bytes(self) -> int:
         """Bytes ``torch.save`` writes for what this model needs: int8 weights, their per-channel
@@ -92,64 +139,3 @@ class Int8Model(nn.Module):
         tensors["activations"] = torch.tensor([v for scale, zp in self.qparams.values()
                                                for v in (scale, zp)])
         return serialized_bytes(tensors)
-
-
-class Int8LeNet5(Int8Model):
-    """Caffe's LeNet-5 in int8, calibrated on ``calibration`` inputs (B, 1, 28, 28). Runs on the
-    CPU, from a model on any device."""
-
-    @torch.no_grad()
-    def __init__(self, model: CaffeLeNet5, calibration: torch.Tensor):
-        super().__init__()
-        model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
-        x = calibration.cpu()
-        a1 = F.relu(model.conv1(x))  # (B, 20, 24, 24); max pooling keeps the range
-        a2 = F.relu(model.conv2(F.max_pool2d(a1, 2)))  # (B, 50, 8, 8)
-        a3 = F.relu(model.fc1(F.max_pool2d(a2, 2).flatten(1)))  # (B, 500)
-        logits = model.fc2(a3)  # (B, 10)
-        self.qparams = {name: activation_qparams(t) for name, t in
-                        [("input", x), ("conv1", a1), ("conv2", a2), ("fc1", a3), ("fc2", logits)]}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.packed = {"conv1": self.pack_conv("conv1", model.conv1),
-                           "conv2": self.pack_conv("conv2", model.conv2),
-                           "fc1": self.pack_linear("fc1", model.fc1),
-                           "fc2": self.pack_linear("fc2", model.fc2)}
-        self.biases = {name: model.get_submodule(name).bias.detach().clone()
-                       for name in self.packed}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ops, p, qp = torch.ops.quantized, self.packed, self.qparams
-        q = self.quantize_input(x)  # (B, 1, 28, 28) uint8
-        q = F.max_pool2d(ops.conv2d_relu(q, p["conv1"], *qp["conv1"]), 2)  # (B, 20, 12, 12)
-        q = F.max_pool2d(ops.conv2d_relu(q, p["conv2"], *qp["conv2"]), 2)  # (B, 50, 4, 4)
-        q = ops.linear_relu(q.flatten(1), p["fc1"], *qp["fc1"])  # (B, 500)
-        return ops.linear(q, p["fc2"], *qp["fc2"]).dequantize()  # (B, 10) float logits
-
-
-class Int8MLP(Int8Model):
-    """An ``MLP`` (e.g. LeNet-300-100) in int8, calibrated on ``calibration`` inputs (B, 1, 28, 28).
-    CPU only."""
-
-    @torch.no_grad()
-    def __init__(self, model: MLP, calibration: torch.Tensor):
-        super().__init__()
-        model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
-        x = calibration.cpu().flatten(1)  # (B, 784)
-        a1 = F.relu(model.fc1(x))
-        a2 = F.relu(model.fc2(a1))
-        self.qparams = {name: activation_qparams(t) for name, t in
-                        [("input", x), ("fc1", a1), ("fc2", a2), ("fc3", model.fc3(a2))]}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.packed = {name: self.pack_linear(name, model.get_submodule(name))
-                           for name in ["fc1", "fc2", "fc3"]}
-        self.biases = {name: model.get_submodule(name).bias.detach().clone()
-                       for name in self.packed}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ops, p, qp = torch.ops.quantized, self.packed, self.qparams
-        q = self.quantize_input(x.flatten(1))  # (B, 784) uint8
-        q = ops.linear_relu(q, p["fc1"], *qp["fc1"])  # (B, 300)
-        q = ops.linear_relu(q, p["fc2"], *qp["fc2"])  # (B, 100)
-        return ops.linear(q, p["fc3"], *qp["fc3"]).dequantize()  # (B, 10)

@@ -21,16 +21,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .chain import forward_chain, layers_in_order
 from .deep_compression import EncodedLayer, entry_streams
+from .zoo import build_model
 
 OPSET = 17
 INPUT, OUTPUT = "digits", "scores"
-# The forward pass of each exportable architecture (models.py), as a chain of steps.
-GRAPHS = {
-    "lenet5":
-        ["conv1", "maxpool", "relu", "conv2", "maxpool", "relu", "flatten", "fc1", "relu", "fc2"],
-    "lenet300": ["flatten", "fc1", "relu", "fc2", "relu", "fc3"],
-}
 
 
 def _decoding(name: str, code: EncodedLayer) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
@@ -81,9 +77,9 @@ LayerBuilder = Callable[[str, str, str], tuple[list[onnx.TensorProto], list[onnx
 
 def chain_model(name: str, steps: list[str], layer: LayerBuilder,
                 initializers: list[onnx.TensorProto] | None = None) -> onnx.ModelProto:
-    """A checked ONNX model running ``steps`` in a chain from ``digits`` (B, 1, 28, 28) fp32 to
-    ``scores`` (B, 10): ``maxpool``, ``relu`` and ``flatten`` are built here, and
-    ``layer(step, x, y)`` gives the initializers and nodes of every other step."""
+    """A checked ONNX model running ``steps`` (``chain.forward_chain``) from ``digits``
+    (B, 1, 28, 28) fp32 to ``scores`` (B, 10): ``maxpool``, ``relu`` and ``flatten`` are built
+    here, and ``layer(step, x, y)`` gives the initializers and nodes of every layer."""
     initializers, nodes, x = list(initializers or []), [], INPUT
     for i, step in enumerate(steps):
         y = OUTPUT if i == len(steps) - 1 else f"x{i}"
@@ -109,21 +105,26 @@ def chain_model(name: str, steps: list[str], layer: LayerBuilder,
 
 
 def onnx_model(architecture: str, layers: dict[str, EncodedLayer]) -> onnx.ModelProto:
-    """The ONNX model of an encoded ``architecture`` (a key of ``GRAPHS``): input ``digits``
-    (B, 1, 28, 28) fp32, output ``scores`` (B, 10)."""
-    if architecture not in GRAPHS:
-        raise ValueError(f"no ONNX graph for {architecture!r}; choose one of {sorted(GRAPHS)}")
+    """The ONNX model of an encoded ``architecture`` (a name of ``zoo.MODELS``), its steps those of
+    the float model's forward pass: input ``digits`` (B, 1, 28, 28) fp32, output ``scores``
+    (B, 10). Every layer of the architecture must be in ``layers``, with its weight's shape."""
+    model = build_model(architecture)
+    steps = forward_chain(model)
+    expected = {name: tuple(model.get_submodule(name).weight.shape)
+                for name in layers_in_order(steps)}
+    given = {name: code.shape for name, code in layers.items()}
+    if given != expected:
+        raise ValueError(f"{architecture} has the layers {expected} (weight shapes), the encoding "
+                         f"{given}")
 
     def layer(step: str, x: str, y: str) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
-        if step not in layers:
-            raise ValueError(f"layer {step!r} of {architecture} is missing from the encoding")
         init, decode = _decoding(step, layers[step])
         code = layers[step]
         return init, decode + [weight_node(step, x, y, len(code.shape) == 4, code.bias is not None)]
 
     constants = [numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
                  numpy_helper.from_array(np.array(0, dtype=np.int64), "axis0")]
-    return chain_model(architecture, GRAPHS[architecture], layer, constants)
+    return chain_model(architecture, steps, layer, constants)
 
 
 def export_onnx(path: str | Path, architecture: str, layers: dict[str, EncodedLayer]) -> int:

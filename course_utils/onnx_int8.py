@@ -1,9 +1,9 @@
 """int8 inference through ONNX Runtime's maintained quantizer (notebook 14).
 
 The float model is exported to ONNX (fp32 weights, the graph written with ``onnx.helper`` as
-``onnx_export`` does: no ``torch.onnx`` exporter needed; LeNet-5's ReLU before each pooling, the
-same function, see :data:`FLOAT_GRAPHS`), then ``onnxruntime.quantization.quantize_static``
-rewrites it for int8 inference:
+``onnx_export`` does, from the model's own steps: no ``torch.onnx`` exporter needed; a ReLU after a
+pooling is moved before it, the same function, see :func:`float_onnx`), then
+``onnxruntime.quantization.quantize_static`` rewrites it for int8 inference:
 
 - **QDQ format**: a ``QuantizeLinear``/``DequantizeLinear`` pair around each tensor to be held in
   8 bits; when it loads the file, ONNX Runtime fuses each pattern ``DQ -> Conv -> Q`` into one
@@ -42,16 +42,10 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
-from .onnx_export import GRAPHS, INPUT, chain_model, weight_node
+from .chain import forward_chain, relu_before_pooling
+from .onnx_export import INPUT, chain_model, weight_node
 from .timing import median_seconds
 
-# The float graphs: onnx_export's steps, with LeNet-5's ReLU moved before each pooling. The function
-# is the same (ReLU and max pooling commute: both keep the order of values), but the quantizer can
-# then fuse Conv + ReLU into one integer kernel and pool the 8-bit values directly, instead of
-# dequantizing to pool in fp32 and quantizing again.
-FLOAT_GRAPHS = {**GRAPHS,
-                "lenet5": ["conv1", "relu", "maxpool", "conv2", "relu", "maxpool", "flatten", "fc1",
-                           "relu", "fc2"]}
 # /proc/cpuinfo flag -> the name printed
 CPU_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI",
              "avx_vnni": "AVX-VNNI", "amx_int8": "AMX-INT8"}
@@ -95,26 +89,31 @@ def has_vnni(features: dict[str, bool] | None) -> bool:
 
 # ---- the float model in ONNX ----
 
-def float_onnx(architecture: str, model: nn.Module) -> onnx.ModelProto:
-    """The fp32 ONNX graph of a float ``lenet5`` or ``lenet300`` (the steps of
-    :data:`FLOAT_GRAPHS`), with dense weights: input ``digits`` (B, 1, 28, 28), output ``scores``
-    (B, 10)."""
-    if architecture not in FLOAT_GRAPHS:
-        raise ValueError(f"no ONNX graph for {architecture!r}; choose one of "
-                         f"{sorted(FLOAT_GRAPHS)}")
+def float_onnx(model: nn.Module) -> onnx.ModelProto:
+    """The fp32 ONNX graph of a float ``model`` with dense weights: input ``digits``
+    (B, 1, 28, 28), output ``scores`` (B, 10).
+
+    Its steps are the model's own (``chain.forward_chain``), with every ReLU after a pooling moved
+    before it (``chain.relu_before_pooling``): the same function, but the quantizer can then fuse
+    each Conv and its ReLU into one integer kernel and pool the 8-bit values directly, instead of
+    dequantizing to pool in fp32 and quantizing again.
+    """
+    steps = relu_before_pooling(forward_chain(model))
 
     def layer(step: str, x: str, y: str) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
         module = model.get_submodule(step)
         weights = [numpy_helper.from_array(p.detach().cpu().float().numpy(), f"{step}.{kind}")
-                   for kind, p in [("weight", module.weight), ("bias", module.bias)]]
-        return weights, [weight_node(step, x, y, isinstance(module, nn.Conv2d))]
+                   for kind, p in [("weight", module.weight), ("bias", module.bias)]
+                   if p is not None]
+        return weights, [weight_node(step, x, y, isinstance(module, nn.Conv2d),
+                                     module.bias is not None)]
 
-    return chain_model(architecture, FLOAT_GRAPHS[architecture], layer)
+    return chain_model(type(model).__name__, steps, layer)
 
 
-def export_float(path: str | Path, architecture: str, model: nn.Module) -> int:
+def export_float(path: str | Path, model: nn.Module) -> int:
     """Write :func:`float_onnx`'s file; returns its bytes."""
-    data = float_onnx(architecture, model).SerializeToString()
+    data = float_onnx(model).SerializeToString()
     Path(path).write_bytes(data)
     return len(data)
 

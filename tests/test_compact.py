@@ -192,14 +192,19 @@ def test_onnx_refuses_wide_fields_and_unknown_architectures():
     _, layers = compressed("lenet300", use_huffman=False, position_bits=9)
     with pytest.raises(ValueError, match="at most 8 bits"):
         onnx_model("lenet300", layers)
-    with pytest.raises(ValueError, match="no ONNX graph"):
+    with pytest.raises(ValueError, match="120, 784"):  # the MLP's fc1 is not LeNet-300-100's
         onnx_model("mlp", layers)
+    with pytest.raises(ValueError, match="fc3"):  # a layer the architecture runs is missing
+        onnx_model("lenet300", {name: code for name, code in layers.items() if name != "fc3"})
+    with pytest.raises(ValueError, match="amin"):  # GapNet is not a chain of layers
+        onnx_model("gap", layers)
+    with pytest.raises(ValueError, match="unknown model"):
+        onnx_model("vgg", layers)
 
 
 def test_share_pruned_keeps_zeros_and_uses_k_values():
     torch.manual_seed(0)
-    pruned = pruned_copy(build_model("lenet300"),
-                         dict.fromkeys(["fc1.weight", "fc2.weight", "fc3.weight"], 0.9))
+    pruned = pruned_copy(build_model("lenet300"), dict.fromkeys(["fc1", "fc2", "fc3"], 0.9))
     shared = share_pruned(pruned, {"fc1": 3, "fc2": 3, "fc3": 3})
     for name in ["fc1", "fc2", "fc3"]:
         before, after = getattr(pruned, name).weight, getattr(shared, name).weight.detach()

@@ -239,7 +239,7 @@ def test_fixed_point_mlp_is_bit_exact(tmp_path, dlcz, mnist, calibration, bits, 
     size = deploy.write_fixed(path, model)
     assert size == path.stat().st_size == 8 + 4 + sum(
         6 + (1 if bits <= 8 else 2) * w.numel() + 4 * w.shape[0]
-        for w in (model.fc1_w, model.fc2_w, model.fc3_w))
+        for w in model.int_weights.values())
     x, _ = mnist.test[list(range(digits))]
     expected = model(x).numpy()  # (digits, 10) int64
     raw = prepare_mnist() / "MNIST" / "raw"
@@ -308,8 +308,8 @@ def test_fixed_file_round_trip_and_limits(calibration):
     content = deploy.parse_fixed(deploy.fixed_bytes(model))
     assert (content.bits, content.frac_input) == (8, model.frac["input"])
     for layer, name in zip(content.layers, model.names, strict=True):
-        assert (torch.equal(layer.weight, getattr(model, f"{name}_w"))
-                and torch.equal(layer.bias, getattr(model, f"{name}_b")))
+        assert (torch.equal(layer.weight, model.int_weights[name])
+                and torch.equal(layer.bias, model.int_biases[name]))
         assert (layer.frac_weight, layer.frac_out) == (model.frac[f"{name}.weight"],
                                                        model.frac[f"{name}.out"])
     good = tiny_fixed()

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from course_utils.fixed_point import (
     MAX_FRAC_BITS,
@@ -22,7 +23,7 @@ from course_utils.fixed_point import (
     shift_round,
     to_fixed,
 )
-from course_utils.models import MLP
+from course_utils.models import MLP, CaffeLeNet5
 
 
 def test_conversion_by_hand():
@@ -156,8 +157,10 @@ def test_int_matmul_refuses_too_long_rows():
                    torch.zeros(1, 2**15, dtype=torch.long), 8)
 
 
-def reference_integer_mlp(model: MLP, frac: dict[str, int], bits: int, x: np.ndarray) -> np.ndarray:
-    """The integer pipeline written directly with NumPy int64 and floor division."""
+def reference_integer_mlp(model: nn.Module, frac: dict[str, int], bits: int, x: np.ndarray,
+                          names: tuple[str, ...] = ("fc1", "fc2", "fc3")) -> np.ndarray:
+    """The integer pipeline written directly with NumPy int64 and floor division, over the Linear
+    layers ``names``."""
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
     def fixed(v: np.ndarray, f: int, word: int) -> np.ndarray:  # round half up, saturate
@@ -165,13 +168,13 @@ def reference_integer_mlp(model: MLP, frac: dict[str, int], bits: int, x: np.nda
                        2 ** (word - 1) - 1).astype(np.int64)
 
     q, f_in = fixed(x.reshape(len(x), -1), frac["input"], bits), frac["input"]
-    for name in ["fc1", "fc2", "fc3"]:
-        layer = getattr(model, name)
+    for name in names:
+        layer = model.get_submodule(name)
         f_w, f_out = frac[f"{name}.weight"], frac[f"{name}.out"]
         w = fixed(layer.weight.detach().numpy(), f_w, bits)
         b = fixed(layer.bias.detach().numpy(), f_in + f_w, 2 * bits)
         acc = q @ w.T + b
-        if name != "fc3":
+        if name != names[-1]:
             acc = np.maximum(acc, 0)
         shift = f_in + f_w - f_out
         acc = (acc + 2 ** (shift - 1)) // 2**shift if shift > 0 else acc * 2**-shift
@@ -190,6 +193,22 @@ def test_integer_inference_equals_the_reference(bits, dynamic):
     q = fixed(x)
     assert q.dtype == torch.int64 and q.shape == (32, 10)
     assert np.array_equal(q.numpy(), reference_integer_mlp(model, fixed.frac, bits, x.numpy()))
+
+
+def test_integer_inference_takes_its_layers_from_the_float_model():
+    """A nested MLP runs its own layers in its own order; a network that is not flatten, then
+    Linear layers with ReLU between, is refused with the steps it runs."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(784, 16), nn.ReLU()),
+                          nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 10)).eval()
+    calibration, x = torch.randn(64, 1, 28, 28), torch.randn(16, 1, 28, 28)
+    fixed = FixedPointMLP(model, 8, calibration)
+    assert fixed.names == ["1.0", "2", "4"]
+    assert np.array_equal(fixed(x).numpy(),
+                          reference_integer_mlp(model, fixed.frac, 8, x.numpy(), ("1.0", "2", "4")))
+    for not_an_mlp in [CaffeLeNet5(), nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.ReLU())]:
+        with pytest.raises(ValueError, match="not flatten, then Linear layers"):
+            FixedPointMLP(not_an_mlp, 8, calibration)
 
 
 def test_formats_are_chosen_per_tensor_or_shared():
@@ -228,7 +247,7 @@ def test_a_saturated_bias_is_counted_and_warned_about():
     with pytest.warns(UserWarning, match="biases saturated in their 8-bit words"):
         loud = FixedPointMLP(model, 4, calibration)
     assert loud.saturated_biases == {"fc1": 2, "fc2": 0, "fc3": 0}
-    assert loud.fc1_b[:3].tolist() == [127, 127, -128]
+    assert loud.int_biases["fc1"][:3].tolist() == [127, 127, -128]
 
 
 def test_round_parameters_puts_every_parameter_on_the_grid():

@@ -5,8 +5,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from torch import nn
 
 from course_utils import pretrained
+from course_utils.gap import GapNet
 from course_utils.onnx_int8 import (
     DigitReader,
     cpu_features,
@@ -59,7 +61,7 @@ def test_float_export_computes_what_pytorch_computes(tmp_path, architecture):
     torch.manual_seed(0)
     model = build_model(architecture).eval()
     path = tmp_path / "model.onnx"
-    size = export_float(path, architecture, model)
+    size = export_float(path, model)
     # fp32, dense
     assert size == path.stat().st_size > 4 * sum(p.numel() for p in model.parameters())
     x = torch.randn(5, 1, 28, 28)
@@ -67,8 +69,23 @@ def test_float_export_computes_what_pytorch_computes(tmp_path, architecture):
         expected = model(x)
     got = ort_scores(session(path), x, batch_size=2)
     assert got.shape == (5, 10) and torch.allclose(got, expected, atol=1e-5)
-    with pytest.raises(ValueError, match="no ONNX graph"):
-        export_float(path, "mlp", model)
+
+
+def test_float_export_follows_any_chain_of_layers(tmp_path):
+    """A nested model, a layer without bias and a ReLU after a pooling: the export runs the model's
+    own steps; a model that is not such a chain is refused by name."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Sequential(nn.Linear(4 * 13 * 13, 10, bias=False))).eval()
+    path = tmp_path / "nested.onnx"
+    export_float(path, model)
+    assert operators(path) == ["Conv", "Flatten", "Gemm", "MaxPool", "Relu"]
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(x)
+    assert torch.allclose(ort_scores(session(path), x), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="amin"):
+        export_float(path, GapNet())
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +96,7 @@ def quantized(tmp_path_factory, mnist):
     files = {}
     for architecture in ["lenet5", "lenet300"]:
         fp32, int8 = folder / f"{architecture}.onnx", folder / f"{architecture}.int8.onnx"
-        files[architecture] = (export_float(fp32, architecture, pretrained(architecture)), fp32,
+        files[architecture] = (export_float(fp32, pretrained(architecture)), fp32,
                                quantize_int8(fp32, int8, calibration), int8)
     return files
 
@@ -110,7 +127,7 @@ def test_onnx_runtime_fuses_qdq_into_integer_kernels(quantized, tmp_path):
 def test_reduce_range_is_a_choice(tmp_path, mnist):
     """7-bit weights (ONNX Runtime's advice without VNNI) also keep LeNet-300-100's accuracy."""
     fp32, int8 = tmp_path / "m.onnx", tmp_path / "m.int8.onnx"
-    export_float(fp32, "lenet300", pretrained("lenet300"))
+    export_float(fp32, pretrained("lenet300"))
     quantize_int8(fp32, int8, mnist.val[list(range(500))][0], reduce_range=True)
     x, y = mnist.test[list(range(2000))]
     assert ort_accuracy(session(int8), x, y) >= ort_accuracy(session(fp32), x, y) - 0.005

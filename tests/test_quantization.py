@@ -3,9 +3,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
-from course_utils.int8 import Int8LeNet5, Int8MLP, int8_kernels_available
-from course_utils.models import MLP, CaffeLeNet5
+from course_utils.gap import GapNet
+from course_utils.int8 import Int8Model, activation_qparams, int8_kernels_available
+from course_utils.models import MLP, CaffeLeNet5, LeNet
 from course_utils.quantization import (
     BinaryConnectMLP,
     BinaryLinear,
@@ -124,14 +126,18 @@ needs_int8 = pytest.mark.skipif(not int8_kernels_available(),
 
 
 @needs_int8
-@pytest.mark.parametrize("make_model, cls",
-                         [(lambda: MLP((30, 20)), Int8MLP), (CaffeLeNet5, Int8LeNet5)])
-def test_int8_models_follow_their_float_model(make_model, cls):
+@pytest.mark.parametrize("make_model", [
+    lambda: MLP((30, 20)), CaffeLeNet5, LeNet,
+    # nested, a layer without bias, a ReLU after the pooling: the model's own steps
+    lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Sequential(nn.Linear(4 * 13 * 13, 10, bias=False))),
+])
+def test_int8_models_follow_their_float_model(make_model):
     # before building the model: its random weights must not depend on test order
     torch.manual_seed(0)
     model = make_model().eval()
     x = torch.randn(64, 1, 28, 28)
-    q = cls(model, x)
+    q = Int8Model(model, x)
     with torch.no_grad():
         expected, actual = model(x), q(x)
     assert actual.shape == expected.shape
@@ -143,7 +149,7 @@ def test_int8_models_follow_their_float_model(make_model, cls):
 @needs_int8
 def test_int8_storage_is_about_a_quarter():
     model = MLP((300, 100))
-    q = Int8MLP(model, torch.randn(8, 1, 28, 28))
+    q = Int8Model(model, torch.randn(8, 1, 28, 28))
     assert q.int_weights["fc1"].int_repr().dtype == torch.int8
     fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
     assert 3.8 < fp32_bytes / q.stored_bytes() < 4.0
@@ -157,12 +163,36 @@ def test_int8_preparation_leaves_the_float_model_where_and_as_it_was(other_devic
     torch.manual_seed(0)
     model = MLP((30, 20))
     x = torch.randn(8, 1, 28, 28)  # fresh, on the CPU
-    expected = Int8MLP(model, x)(x)
+    expected = Int8Model(model, x)(x)
     model.to(device).train()
-    actual = Int8MLP(model, x)(x)
+    actual = Int8Model(model, x)(x)
     assert model.training
     assert {p.device for p in model.parameters()} == {device}
     assert torch.equal(actual, expected)
+
+
+@needs_int8
+def test_int8_fuses_each_layer_with_its_relu_and_calibrates_after_it():
+    """LeNet-5's ReLU after each pooling runs in the convolution's kernel, and each layer's output
+    scale covers exactly the range of its (ReLU'd) output on the calibration inputs."""
+    torch.manual_seed(0)
+    model = CaffeLeNet5().eval()
+    x = torch.randn(16, 1, 28, 28)
+    q = Int8Model(model, x)
+    assert q.steps == ["conv1", "relu", "maxpool", "conv2", "relu", "maxpool", "flatten", "fc1",
+                       "relu", "fc2"]
+    assert [i for i in range(len(q.steps)) if q.fused_relu(i)] == [0, 3, 7]
+    with torch.no_grad():
+        fc1_out = model.fc1(model.features(x).flatten(1)).relu()
+    assert q.qparams["fc1"] == activation_qparams(fc1_out)
+    assert q.qparams["fc1"][1] == 0  # a ReLU output starts at 0: zero point 0
+    assert list(q.qparams) == ["input", "conv1", "conv2", "fc1", "fc2"]
+
+
+@needs_int8
+def test_int8_refuses_a_model_that_is_not_a_chain_of_its_steps():
+    with pytest.raises(ValueError, match="amin"):
+        Int8Model(GapNet(), torch.randn(4, 1, 28, 28))
 
 
 def test_binarize_per_filter_scales_each_output_row():
