@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
 # Energy per operation in picojoules, 45 nm CMOS at 0.9 V (M. Horowitz, "Computing's energy
@@ -122,11 +123,18 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28))
     names = {module: name for name, module in model.named_modules()}
 
     def hook(module, _inputs, output):
-        params = sum(p.numel() for p in module.parameters(recurse=False))
-        costs.append(LayerCost(names[module], type(module).__name__, tuple(output.shape[1:]),
-                               params, _macs(module, output)))
+        params = sum(p.numel() for p in module.parameters())  # a leaf's, or its parametrizations'
+        # a weight-shared Linear is a Linear here, not a ParametrizedLinear
+        kind = parametrize.type_before_parametrizations(module).__name__
+        costs.append(LayerCost(names[module], kind, tuple(output.shape[1:]), params,
+                               _macs(module, output)))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
+    # a parametrized layer (e.g. weight-shared) is a leaf; the modules of its parametrizations
+    # are not layers
+    parts = {id(m) for layer in model.modules() if parametrize.is_parametrized(layer)
+             for m in layer.parametrizations.modules()}
+    leaves = [m for m in model.modules() if id(m) not in parts
+              and all(id(child) in parts for child in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         device = next(model.parameters()).device
@@ -147,7 +155,18 @@ def flop_counter_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28
 
 
 def size_bytes(model: nn.Module, bits: int = 32) -> int:
-    """Bytes to store every parameter with ``bits`` bits each."""
+    """Bytes to store every parameter with ``bits`` bits each.
+
+    Refuses a model with parametrized tensors (``torch.nn.utils.parametrize``), such as the
+    layers ``sharing.share_layer`` makes weight-shared: their parameters are not what they store
+    (a shared layer's weight is a codebook and an index per weight, in buffers).
+    """
+    parametrized = [name for name, module in model.named_modules()
+                    if parametrize.is_parametrized(module)]
+    if parametrized:
+        raise ValueError(f"size_bytes counts plain parameters, and {', '.join(parametrized)} "
+                         "have parametrized tensors (weight sharing?). Count a shared layer's "
+                         "bytes with deep_compression.encode_layer(...).total_bytes()")
     return sum(p.numel() for p in model.parameters()) * bits // 8
 
 

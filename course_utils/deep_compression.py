@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from . import huffman
-from .sharing import index_bits, kmeans_share, share_layer
+from .sharing import index_bits, kmeans_share, share_layer, shared_weight
 from .zoo import build_model
 
 HUFFMAN, HAS_BIAS = 1, 2  # the flags of a layer record
@@ -153,16 +153,17 @@ def _stream(symbols: np.ndarray, bits: int,
 
 def encode_layer(layer: nn.Module, position_bits: int, use_huffman: bool,
                  name: str) -> EncodedLayer:
-    """Encode a layer made weight-shared by ``sharing.share_layer`` (it has ``codebook``,
-    ``indices`` and ``mask``), under its module ``name``; ``value_bits`` follows from the codebook
-    size plus the zero entry."""
-    codebook = layer.codebook.detach().cpu().float()
+    """Encode a layer made weight-shared by ``sharing.share_layer`` (its ``codebook``,
+    ``indices`` and ``mask`` are ``sharing.shared_weight(layer)``'s), under its module ``name``;
+    ``value_bits`` follows from the codebook size plus the zero entry."""
+    shared = shared_weight(layer)
+    codebook = shared.codebook.detach().cpu().float()
     value_bits = index_bits(codebook.numel() + 1)
-    gaps, values = sparse_entries(layer.mask.cpu(), layer.indices.cpu() + 1, position_bits)
+    gaps, values = sparse_entries(shared.mask.cpu(), shared.indices.cpu() + 1, position_bits)
     value_bytes, value_lengths = _stream(values, value_bits, use_huffman)
     position_bytes, position_lengths = _stream(gaps, position_bits, use_huffman)
     bias = None if layer.bias is None else layer.bias.detach().cpu().float().clone()
-    return EncodedLayer(name, tuple(layer.mask.shape), len(values), value_bits, position_bits,
+    return EncodedLayer(name, tuple(shared.mask.shape), len(values), value_bits, position_bits,
                         codebook, value_bytes, position_bytes, value_lengths, position_lengths,
                         bias)
 

@@ -1,7 +1,9 @@
 """Weight pruning (notebook 06): magnitude masks, masks that survive training, sparse storage.
 
 A *mask* is a boolean tensor shaped like a weight: True keeps the weight, False prunes it.
-Masks are keyed by parameter name, e.g. ``{"fc1.weight": mask}``.
+Masks, and per-layer sparsities, are keyed by the layer's module name, e.g. ``{"fc1": mask}``, or
+``{"block1.0": mask}`` in a nested network: the weight is ``model.get_submodule(name).weight``,
+the same names that weight sharing and encoding (``deep_compression``) use.
 """
 
 from __future__ import annotations
@@ -14,26 +16,27 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .cost import layer_costs
 from .training import evaluate, fit
 
-Masks = dict[str, torch.Tensor]
+Masks = dict[str, torch.Tensor]  # module name: mask
 PRUNABLE = (nn.Linear, nn.Conv2d)
 
 # Per-layer final sparsities of Han et al. 2015, exactly as their Tables 2 (LeNet-300-100) and
 # 3 (LeNet-5) print the weights kept (fc1 keeps 8% in both). Whole models: see notebook 06.
 HAN_SPARSITY = {
-    "lenet300": {"fc1.weight": 0.92, "fc2.weight": 0.91, "fc3.weight": 0.74},
-    "lenet5": {"conv1.weight": 0.34, "conv2.weight": 0.88, "fc1.weight": 0.92, "fc2.weight": 0.81},
+    "lenet300": {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74},
+    "lenet5": {"conv1": 0.34, "conv2": 0.88, "fc1": 0.92, "fc2": 0.81},
 }
 
 # The course's own schedule for the shipped pruned checkpoints (``reference.PRUNE_RECIPES``): Han's,
 # except that fc1 keeps 7.5% (LeNet-300-100) and 7% (LeNet-5), so that each whole model keeps at
 # most 8% of its weights.
 COURSE_SPARSITY = {
-    "lenet300": {**HAN_SPARSITY["lenet300"], "fc1.weight": 0.925},
-    "lenet5": {**HAN_SPARSITY["lenet5"], "fc1.weight": 0.93},
+    "lenet300": {**HAN_SPARSITY["lenet300"], "fc1": 0.925},
+    "lenet5": {**HAN_SPARSITY["lenet5"], "fc1": 0.93},
 }
 
 # Han et al. 2015, Tables 4 (AlexNet) and 5 (VGG-16), as printed: per layer, the fraction of its
@@ -84,16 +87,50 @@ def kept_counts(model: nn.Module, input_shape: tuple[int, ...],
             for cost, (name, (w, f)) in zip(layers, kept.items(), strict=True)]
 
 
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every Linear and Conv2d layer of ``model``, by module name (``model.get_submodule``)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+
+
+def _own_weight(name: str, layer: nn.Module) -> nn.Parameter:
+    """The weight parameter of ``layer`` (module ``name``), refusing a weight that is computed
+    (a parametrization, such as a weight-shared layer's ``codebook[indices] * mask``): writing
+    into it would change nothing that lasts."""
+    if parametrize.is_parametrized(layer, "weight") or not isinstance(layer.weight, nn.Parameter):
+        raise ValueError(f"layer {name!r} has a computed weight (weight-shared or otherwise "
+                         "parametrized), not a parameter of its own: prune or transform a layer "
+                         "before sharing it")
+    return layer.weight
+
+
 def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The weight of every Linear and Conv2d layer, by parameter name (biases are never pruned)."""
-    return {f"{name}.weight": m.weight for name, m in model.named_modules()
-            if isinstance(m, PRUNABLE)}
+    """The weight of every Linear and Conv2d layer, by module name, e.g. ``{"fc1": fc1.weight}``
+    (biases are never pruned). A layer whose weight is computed (weight-shared) is refused."""
+    return {name: _own_weight(name, m) for name, m in prunable_layers(model).items()}
+
+
+def _layers(model: nn.Module, names) -> dict[str, nn.Module]:
+    """The prunable layers ``names`` of ``model``; a ValueError lists the valid module names."""
+    layers = {}
+    for name in names:
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError:
+            layer = None
+        if isinstance(layer, PRUNABLE):
+            layers[name] = layer
+    unknown = [name for name in names if name not in layers]
+    if unknown:
+        raise ValueError(f"cannot prune {unknown}: layers are named by module name "
+                         f"(model.get_submodule), and the prunable ones (Linear, Conv2d) are "
+                         f"{sorted(prunable_layers(model))}")
+    return layers
 
 
 def with_weights(model: nn.Module,
                  transform: Callable[[str, torch.Tensor], torch.Tensor]) -> nn.Module:
     """A copy of ``model`` whose Linear and Conv2d weights ``W`` are replaced by
-    ``transform(name, W)``."""
+    ``transform(name, W)``, ``name`` being the layer's module name (``"fc1"``)."""
     model = copy.deepcopy(model)
     with torch.no_grad():
         for name, w in prunable_weights(model).items():
@@ -120,26 +157,26 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 
 def layer_masks(model: nn.Module, sparsity: dict[str, float]) -> Masks:
-    """A magnitude mask for each named weight, each at its own sparsity."""
-    weights = prunable_weights(model)
-    unknown = set(sparsity) - set(weights)
-    if unknown:
-        raise ValueError(f"cannot prune {sorted(unknown)}: prunable weights are {sorted(weights)}")
-    return {name: magnitude_mask(weights[name], s) for name, s in sparsity.items()}
+    """A magnitude mask for the weight of each layer named in ``sparsity`` (module names, e.g.
+    ``{"fc1": 0.9}``), each at its own sparsity."""
+    layers = _layers(model, sparsity)
+    return {name: magnitude_mask(_own_weight(name, layers[name]), s)
+            for name, s in sparsity.items()}
 
 
 @torch.no_grad()
 def apply_masks(model: nn.Module, masks: Masks) -> None:
-    """Set every pruned weight to zero, in place. Each mask is moved to its weight's device, so
+    """Set every pruned weight to zero, in place: the mask of layer ``name`` (a module name)
+    multiplies ``model.get_submodule(name).weight``. Each mask is moved to its weight's device, so
     masks made before ``fit`` moved the model to a GPU still apply."""
-    params = dict(model.named_parameters())
-    for name, mask in masks.items():
-        params[name].mul_(mask.to(params[name].device))
+    weights = {name: _own_weight(name, layer) for name, layer in _layers(model, masks).items()}
+    for name, mask in masks.items():  # all looked up first: a refusal changes nothing
+        weights[name].mul_(mask.to(weights[name].device))
 
 
 def pruned_copy(model: nn.Module, sparsity: dict[str, float]) -> nn.Module:
-    """A copy of ``model`` with each named weight magnitude-pruned to its sparsity (no
-    retraining)."""
+    """A copy of ``model`` with the weight of each layer named in ``sparsity`` (module names)
+    magnitude-pruned to its sparsity (no retraining)."""
     model = copy.deepcopy(model)
     apply_masks(model, layer_masks(model, sparsity))
     return model
@@ -151,7 +188,7 @@ def scale_profile(profile: dict[str, float], sizes: dict[str, int],
 
     Every layer keeps ``c`` times the fraction that ``profile`` keeps, capped at all of it, with
     ``c`` found by bisection so that the kept weights make up ``1 - sparsity`` of all ``sizes``
-    (weights per layer).
+    (weights per layer). Both are keyed by layer, e.g. by module name as ``HAN_SPARSITY`` is.
     """
     check_sparsity(sparsity)
     total = sum(sizes.values())
@@ -184,8 +221,9 @@ def kept_fraction(masks: Masks) -> float:
 
 
 def model_kept_fraction(model: nn.Module) -> float:
-    """Fraction of nonzero weights over all prunable layers of ``model``."""
-    weights = prunable_weights(model).values()
+    """Fraction of nonzero weights over all prunable layers of ``model`` (weight-shared ones
+    too: this only reads the weights)."""
+    weights = [layer.weight for layer in prunable_layers(model).values()]
     return sum(int((w != 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
@@ -251,7 +289,9 @@ def iterative_prune(model: nn.Module, final_sparsity: dict[str, float], train_lo
                     rounds: int = 4, epochs_per_round: int = 1, lr: float = 0.01,
                     progress: bool = False) -> tuple[Masks, list[PruneRound]]:
     """Han et al. 2015's loop: prune the smallest weights, retrain the rest with the pruned ones
-    held at zero, and repeat with a higher sparsity, ``rounds`` times up to ``final_sparsity``.
+    held at zero, and repeat with a higher sparsity, ``rounds`` times up to ``final_sparsity``
+    (``{module name: sparsity}``, e.g. ``COURSE_SPARSITY["lenet300"]``). Returns the last round's
+    masks, by module name, and every round's accuracies.
 
     Started from a trained model this is *static* pruning with retraining; started from a fresh
     model, with the rounds spread over the whole training, it is *dynamic* pruning. With

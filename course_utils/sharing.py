@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .pruning import prunable_weights
 from .training import evaluate, fit
@@ -158,8 +159,51 @@ def residual_quantize(weight: torch.Tensor, d: int, k: int, stages: int,
     return Quantized(rebuilt.reshape(n // d, m, d).transpose(0, 1).reshape(m, n).to(weight), bits)
 
 
-def _shared_weight(layer: nn.Module, _inputs) -> None:
-    layer.weight = layer.codebook[layer.indices] * layer.mask
+class SharedWeight(nn.Module):
+    """What a weight-shared layer's ``weight`` is: ``codebook[indices] * mask``.
+
+    A parametrization (``torch.nn.utils.parametrize``): ``share_layer`` registers it on the layer's
+    ``weight``, and from then on every read of ``layer.weight`` calls :meth:`forward`. It holds the
+    k shared values (``codebook``, a Parameter: the layer's only trainable weight) and, as buffers,
+    each weight's index into the codebook and the mask of the kept weights (pruned ones stay 0).
+    """
+
+    def __init__(self, codebook: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.codebook = nn.Parameter(codebook)
+        self.register_buffer("indices", indices)
+        self.register_buffer("mask", mask)
+        self.registered = False
+
+    def forward(self) -> torch.Tensor:
+        return self.codebook[self.indices] * self.mask
+
+    def extra_repr(self) -> str:
+        return f"k={self.codebook.numel()}, shape={tuple(self.indices.shape)}"
+
+    def right_inverse(self, weight: torch.Tensor) -> tuple[()]:
+        """Keep nothing of the weight it replaces (PyTorch would store what this returns); once
+        registered, refuse an assignment ``layer.weight = ...``, which could not change the
+        codebook."""
+        if self.registered:
+            raise RuntimeError("a weight-shared layer's weight is codebook[indices] * mask and "
+                               "cannot be assigned: change shared_weight(layer).codebook instead")
+        self.registered = True
+        return ()
+
+
+def shared_weight(layer: nn.Module) -> SharedWeight:
+    """The :class:`SharedWeight` of a layer made weight-shared by ``share_layer``: its
+    ``codebook``, ``indices`` and ``mask``."""
+    if not is_shared(layer):
+        raise ValueError(f"{type(layer).__name__}'s weight is not shared (share_layer)")
+    return layer.parametrizations.weight[0]
+
+
+def is_shared(layer: nn.Module) -> bool:
+    """Whether ``share_layer`` made ``layer``'s weight shared."""
+    return (parametrize.is_parametrized(layer, "weight")
+            and isinstance(layer.parametrizations.weight[0], SharedWeight))
 
 
 def share_layer(layer: nn.Module, codebook: torch.Tensor, indices: torch.Tensor,
@@ -169,15 +213,41 @@ def share_layer(layer: nn.Module, codebook: torch.Tensor, indices: torch.Tensor,
     The codebook becomes the layer's only trainable weight. Autograd takes the gradient of an
     indexing as a scatter-add, so each centroid receives the sum of the gradients of every weight
     that shares it (Han et al. 2016, Fig. 3) and shared weights stay shared while training.
+
+    The layer's own weight is dropped; a :class:`SharedWeight` parametrization computes
+    ``layer.weight`` from the codebook at every read (the class becomes e.g.
+    ``ParametrizedLinear``). ``shared_weight(layer)`` gives its ``codebook``, ``indices`` and
+    ``mask``; they are saved in ``state_dict`` under ``parametrizations.weight.0`` (see
+    ``load_shared``).
     """
+    if parametrize.is_parametrized(layer, "weight"):
+        raise ValueError(f"{type(layer).__name__}'s weight is already parametrized (shared?)")
+    if indices.shape != layer.weight.shape:
+        raise ValueError(f"indices have shape {tuple(indices.shape)}, the weight "
+                         f"{tuple(layer.weight.shape)}")
     device = layer.weight.device
-    del layer.weight
-    layer.codebook = nn.Parameter(codebook.to(device).clone())
-    layer.register_buffer("indices", indices.to(device))
-    layer.register_buffer("mask", (torch.ones_like(indices, dtype=torch.bool) if mask is None
-                                   else mask).to(device))
-    layer.register_forward_pre_hook(_shared_weight)
-    _shared_weight(layer, ())
+    mask = torch.ones_like(indices, dtype=torch.bool) if mask is None else mask
+    parametrize.register_parametrization(
+        layer, "weight",
+        SharedWeight(codebook.to(device).clone(), indices.to(device), mask.to(device)))
+
+
+def load_shared(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Load the ``state_dict`` of a weight-shared model into ``model``, the same architecture
+    fresh (or already shared the same way): every layer the state shares is first shared with a
+    placeholder codebook, then ``load_state_dict`` (strict) fills in the saved values. Returns
+    ``model``."""
+    suffix = "parametrizations.weight.0.codebook"
+    for key, codebook in state.items():
+        if key == suffix or key.endswith("." + suffix):
+            prefix = key[:-len(suffix)]
+            layer = model.get_submodule(prefix.rstrip("."))
+            if not is_shared(layer):
+                share_layer(layer, torch.zeros_like(codebook),
+                            torch.zeros_like(state[prefix + "parametrizations.weight.0.indices"]),
+                            state[prefix + "parametrizations.weight.0.mask"])
+    model.load_state_dict(state)
+    return model
 
 
 def fine_tune_shared(model: nn.Module, train_loader, epochs: int = 1, lr: float = 1e-3,

@@ -56,7 +56,7 @@ def test_shipped_pruned_models_keep_at_most_8_percent_of_their_weights(name):
     model = pretrained(f"{name}_pruned")
     assert model_kept_fraction(model) <= 0.08
     for layer, sparsity in COURSE_SPARSITY[name].items():
-        weight = dict(model.named_parameters())[layer]
+        weight = model.get_submodule(layer).weight
         assert (weight == 0).float().mean().item() == pytest.approx(sparsity, abs=1e-3)
 
 

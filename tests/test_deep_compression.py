@@ -9,11 +9,15 @@ from course_utils import huffman
 from course_utils.deep_compression import (
     decode_weight,
     encode_layer,
+    encode_model,
     pack_fixed,
+    share_pruned,
     sparse_entries,
     unpack_fixed,
 )
-from course_utils.sharing import kmeans_share, share_layer
+from course_utils.gap import GapNet
+from course_utils.pruning import apply_masks, layer_masks, prunable_weights, pruned_copy
+from course_utils.sharing import kmeans_share, load_shared, share_layer, shared_weight
 
 
 def test_huffman_lengths_and_canonical_codes_by_hand():
@@ -94,7 +98,7 @@ def test_encoded_layer_decodes_to_the_shared_weight(use_huffman, position_bits):
 def test_byte_count_of_the_fixed_width_form():
     layer = shared_layer(1, sparsity=0.5, k=7)
     encoded = encode_layer(layer, position_bits=8, use_huffman=False, name="fc")
-    n = int(layer.mask.sum())  # gaps never exceed 256 in a 40-wide row, so no fillers
+    n = int(shared_weight(layer).mask.sum())  # gaps never exceed 256 in a 40-wide row: no fillers
     assert encoded.count == n
     assert encoded.nbytes() == {"values": (3 * n + 7) // 8, "positions": n, "tables": 0,
                                 "codebook": 7 * 4, "bias": 30 * 4,
@@ -120,6 +124,83 @@ def test_position_width_sweep_brackets_its_optimum(use_huffman, best):
 def test_zero_position_bits_store_every_position_up_to_the_last_kept():
     layer = shared_layer(3, sparsity=0.9, k=7)
     encoded = encode_layer(layer, position_bits=0, use_huffman=False, name="fc")
-    last = int(layer.mask.flatten().nonzero().max())
+    last = int(shared_weight(layer).mask.flatten().nonzero().max())
     assert (encoded.count, encoded.nbytes()["positions"]) == (last + 1, 0)
     assert torch.equal(decode_weight(encoded), layer.weight.detach())
+
+
+def nested_mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(784, 16), nn.ReLU()),
+                         nn.Linear(16, 10))
+
+
+# (model, sparsities and bits of its layers by module name, the zeros the sparsities make)
+NESTED = {
+    "sequential": (nested_mlp, {"1.0": 0.9, "2": 0.5}, {"1.0": 3, "2": 2},
+                   {"1.0": 11_290, "2": 80}),  # round(0.9 * 12,544) and 0.5 * 160
+    "gapnet": (GapNet, {"block1.0": 0.5, "block3.0": 0.8, "head.classifier": 0.9},
+               {"block1.0": 4, "block3.0": 5, "head.classifier": 3},
+               {"block1.0": 72, "block3.0": 11_059, "head.classifier": 576}),
+}
+
+
+@pytest.mark.parametrize("use_huffman", [False, True])
+@pytest.mark.parametrize("network", NESTED)
+def test_nested_layers_share_encode_and_decode_by_module_name(network, use_huffman):
+    make, sparsity, bits, zeros = NESTED[network]
+    torch.manual_seed(0)
+    pruned = pruned_copy(make(), sparsity)
+    shared = share_pruned(pruned, bits)
+    encoded = encode_model(shared, list(bits), position_bits=5, use_huffman=use_huffman)
+    assert list(encoded) == [code.name for code in encoded.values()] == list(bits)
+    for name, b in bits.items():
+        before = pruned.get_submodule(name).weight.detach()
+        after = shared.get_submodule(name).weight.detach()
+        assert int((before == 0).sum()) == int((after == 0).sum()) == zeros[name]
+        assert torch.equal(after == 0, before == 0)
+        assert 1 < after[after != 0].unique().numel() <= 2**b - 1
+        code = encoded[name]
+        assert code.value_bits == b and code.shape == tuple(before.shape)
+        decoded = decode_weight(code)
+        assert torch.equal(decoded, after)
+        assert int((decoded == 0).sum()) == zeros[name]
+    for name in set(prunable_weights(pruned)) - set(bits):  # the other layers are left alone
+        assert torch.equal(shared.get_submodule(name).weight, pruned.get_submodule(name).weight)
+
+    restored = pruned_copy(pruned, {})  # the pruned model, with the decoded weights put back
+    with torch.no_grad():
+        for name, code in encoded.items():
+            restored.get_submodule(name).weight.copy_(decode_weight(code))
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(restored.eval()(x), shared.eval()(x), atol=1e-5)
+
+
+def test_a_shared_layer_refuses_masks_and_others_take_them():
+    torch.manual_seed(0)
+    shared = share_pruned(pruned_copy(nested_mlp(), {"1.0": 0.5}), {"1.0": 2})
+    with pytest.raises(ValueError, match="layer '1.0' has a computed weight"):
+        apply_masks(shared, {"1.0": torch.zeros(16, 784, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="layer '1.0' has a computed weight"):
+        prunable_weights(shared)
+    apply_masks(shared, layer_masks(shared, {"2": 0.5}))  # "2" is not shared: pruned as before
+    assert int((shared.get_submodule("2").weight == 0).sum()) == 80
+    assert int((shared.get_submodule("1.0").weight == 0).sum()) == 6_272  # 0.5 * 12,544
+
+
+def test_a_shared_model_saved_and_loaded_encodes_to_the_same_bytes():
+    torch.manual_seed(0)
+    pruned = pruned_copy(nested_mlp(), {"1.0": 0.5, "2": 0.5})
+    bits = {"1.0": 3, "2": 2}
+    shared = share_pruned(pruned, bits)
+    loaded = load_shared(nested_mlp(), shared.state_dict())  # a fresh model, shared as saved
+    for use_huffman in (False, True):
+        encoded = encode_model(shared, list(bits), position_bits=4, use_huffman=use_huffman)
+        again = encode_model(loaded, list(bits), position_bits=4, use_huffman=use_huffman)
+        for name, code in encoded.items():
+            assert code.to_bytes() == again[name].to_bytes()
+            assert torch.equal(decode_weight(code), loaded.get_submodule(name).weight.detach())
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(loaded.eval()(x), shared.eval()(x))
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        nested_mlp().load_state_dict(shared.state_dict())

@@ -5,20 +5,26 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn.utils import parametrize
 
 from course_utils import evaluate
+from course_utils.cost import layer_costs, size_bytes
 from course_utils.sharing import (
     cluster_weights,
+    fine_tune_shared,
     index_bits,
     kmeans,
     kmeans_quantize,
     kmeans_share,
     lloyd_step,
+    load_shared,
     product_quantize,
     residual_quantize,
     share_layer,
+    shared_weight,
     train_and_cluster,
 )
+from course_utils.zoo import build_model
 
 
 def optimal_1d_inertia(values: list[float], k: int) -> float:
@@ -112,12 +118,11 @@ def test_shared_weights_train_as_one_and_gather_their_gradients():
     layer(x).sum().backward()
     # dL/dW[i, j] = x[j]; centroid 0 is shared by (0,0), (0,2), (1,2): 1 + 3 + 3; centroid 1:
     # 2 + 1 + 2
-    assert layer.codebook.grad.tolist() == [7.0, 5.0]
+    assert shared_weight(layer).codebook.grad.tolist() == [7.0, 5.0]
     torch.optim.SGD(layer.parameters(), lr=0.1).step()
-    layer(x)  # the forward pass rebuilds the weight from the updated codebook
-    w = layer.weight.detach()
+    w = layer.weight.detach()  # rebuilt from the updated codebook at every read
     assert w[0, 0] == w[0, 2] == w[1, 2] == pytest.approx(0.5 - 0.7)
-    assert [n for n, _ in layer.named_parameters()] == ["codebook"]
+    assert [n for n, _ in layer.named_parameters()] == ["parametrizations.weight.0.codebook"]
 
 
 def test_share_layer_keeps_pruned_weights_at_zero():
@@ -125,6 +130,103 @@ def test_share_layer_keeps_pruned_weights_at_zero():
     share_layer(layer, torch.tensor([1.0]), torch.zeros(2, 2, dtype=torch.long),
                 mask=torch.tensor([[True, False], [False, True]]))
     assert layer.weight.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def shared_lenet300(k: int = 3, seed: int = 0) -> nn.Module:
+    """A random LeNet-300-100 with every layer's weights shared among k values (half pruned)."""
+    torch.manual_seed(seed)
+    model = build_model("lenet300")
+    for layer in model.children():
+        w = layer.weight.detach()
+        mask = w.abs() > w.abs().median()
+        share_layer(layer, *kmeans_share(w, k, mask), mask)
+    return model
+
+
+def test_a_shared_layer_shows_its_sharing():
+    layer = shared_lenet300().fc2
+    assert type(layer).__name__ == "ParametrizedLinear" and isinstance(layer, nn.Linear)
+    assert parametrize.is_parametrized(layer, "weight")
+    parts = shared_weight(layer)
+    assert torch.equal(layer.weight, parts.codebook[parts.indices] * parts.mask)
+    assert sorted(n for n, _ in layer.named_parameters()) == [
+        "bias", "parametrizations.weight.0.codebook"]  # the old weight is gone
+    assert sorted(n for n, _ in layer.named_buffers()) == [
+        "parametrizations.weight.0.indices", "parametrizations.weight.0.mask"]
+    with pytest.raises(RuntimeError, match="cannot be assigned"):
+        layer.weight = torch.zeros(100, 300)
+    with pytest.raises(ValueError, match="already parametrized"):
+        share_layer(layer, torch.tensor([1.0]), torch.zeros(100, 300, dtype=torch.long))
+    with pytest.raises(ValueError, match="not shared"):
+        shared_weight(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        share_layer(nn.Linear(2, 2), torch.tensor([1.0]), torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_state_dict_of_a_shared_model_round_trips():
+    model = shared_lenet300().eval()
+    x = torch.randn(5, 1, 28, 28)
+    state = model.state_dict()
+    assert "fc1.weight" not in state and "fc1.parametrizations.weight.0.codebook" in state
+    fresh = load_shared(build_model("lenet300"), state).eval()  # shares, then loads
+    assert torch.equal(fresh(x), model(x))
+    again = shared_lenet300(seed=1).eval()  # shared the same way, other values
+    again.load_state_dict(state)
+    assert torch.equal(again(x), model(x))
+    with pytest.raises(RuntimeError, match="Unexpected key.*parametrizations.weight.0.codebook"):
+        build_model("lenet300").load_state_dict(state)  # a plain model refuses, loudly
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        shared_lenet300(k=4).load_state_dict(state)
+
+
+def test_removing_the_sharing_leaves_the_shared_weight():
+    model = shared_lenet300()
+    x = torch.randn(2, 1, 28, 28)
+    before, weight = model(x), model.fc1.weight.detach().clone()
+    parametrize.remove_parametrizations(model.fc1, "weight")
+    assert type(model.fc1) is nn.Linear and isinstance(model.fc1.weight, nn.Parameter)
+    assert torch.equal(model.fc1.weight, weight) and torch.equal(model(x), before)
+
+
+def test_fine_tuning_trains_codebooks_and_biases_as_a_recomputed_weight_would(monkeypatch):
+    # reference: the weight as a plain attribute that a forward pre-hook recomputes from the
+    # codebook, no parametrization (how share_layer worked before it became one)
+    def hooked(layer: nn.Module, codebook, indices, mask) -> None:
+        del layer.weight
+        layer.codebook = nn.Parameter(codebook.clone())
+        layer.register_forward_pre_hook(
+            lambda m, _: setattr(m, "weight", m.codebook[indices] * mask))
+
+    model, reference = shared_lenet300(), build_model("lenet300")
+    reference.load_state_dict({k: v for k, v in model.state_dict().items() if k.endswith("bias")},
+                              strict=False)
+    for name, layer in model.named_children():
+        parts = shared_weight(layer)
+        hooked(reference.get_submodule(name), parts.codebook.detach(), parts.indices, parts.mask)
+    generator = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(16, 1, 28, 28, generator=generator),
+                torch.randint(0, 10, (16,), generator=generator)) for _ in range(4)]
+    # on the CPU: a GPU adds a centroid's gradients in no fixed order, not bit-reproducible
+    monkeypatch.setattr("course_utils.training.default_device", lambda: torch.device("cpu"))
+    for m in (model, reference):
+        fine_tune_shared(m, batches, epochs=2, lr=1e-2, progress=False)
+    trained = [p.detach() for p in model.parameters()]
+    assert [n.rsplit(".", 1)[-1] for n, _ in model.named_parameters()] == ["bias", "codebook"] * 3
+    # equal up to the order in which threads add a centroid's gradients (bit for bit on 1 thread)
+    for a, b in zip(trained, reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(trained[1], shared_weight(shared_lenet300().fc1).codebook)  # moved
+
+
+def test_layer_costs_of_a_shared_model_count_codebooks_and_every_mac():
+    plain, shared = layer_costs(build_model("lenet300")), layer_costs(shared_lenet300(k=3))
+    assert [(c.name, c.kind, c.macs) for c in shared] == [(c.name, c.kind, c.macs) for c in plain]
+    assert [c.params for c in shared if c.kind == "Linear"] == [303, 103, 13]  # biases + k = 3
+
+
+def test_size_bytes_refuses_a_shared_model():
+    with pytest.raises(ValueError, match="fc1, fc2, fc3.*encode_layer"):
+        size_bytes(shared_lenet300())
 
 
 def test_product_quantization_with_as_many_centroids_as_rows_is_exact():
@@ -160,7 +262,8 @@ def test_shared_layer_lives_on_the_layers_device(other_device, one_device):
     with one_device():
         share_layer(layer, torch.tensor([0.5, -1.0]), indices, mask)
         y = layer(torch.ones(1, 3, device=other_device))  # (1, 2)
-    assert ({t.device for t in (layer.codebook, layer.indices, layer.mask, layer.weight, y)}
+    parts = shared_weight(layer)
+    assert ({t.device for t in (parts.codebook, parts.indices, parts.mask, layer.weight, y)}
             == {other_device})
     if other_device.type != "meta":  # values exist
         assert y.tolist() == [[-0.5, -1.5]]

@@ -54,7 +54,7 @@ def retrained(step_fn: Callable, seed: int, steps: int, sparsity: float,
     """A pruned 6-5-3 network after ``steps`` calls of ``step_fn``: its weights ``(P,)``, losses."""
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
-    masks = {f"{i}.weight": magnitude_mask(model[i].weight, sparsity) for i in (0, 2)}
+    masks = {str(i): magnitude_mask(model[i].weight, sparsity) for i in (0, 2)}  # module names
     apply_masks(model, masks)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed + 1)
