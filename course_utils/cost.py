@@ -10,6 +10,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
+from .storage import FP32_BITS, packed_bytes
+
 # Energy per operation in picojoules, 45 nm CMOS at 0.9 V (M. Horowitz, "Computing's energy
 # problem (and what we can do about it)", ISSCC 2014), the table the lecture shows.
 ENERGY_PJ = {
@@ -154,8 +156,8 @@ def flop_counter_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28
     return counter.get_total_flops() // 2
 
 
-def size_bytes(model: nn.Module, bits: int = 32) -> int:
-    """Bytes to store every parameter with ``bits`` bits each.
+def size_bytes(model: nn.Module, bits: int = FP32_BITS) -> int:
+    """Bytes to store every parameter with ``bits`` bits each, packed (``storage.packed_bytes``).
 
     Refuses a model with parametrized tensors (``torch.nn.utils.parametrize``), such as the
     layers ``sharing.share_layer`` makes weight-shared: their parameters are not what they store
@@ -167,7 +169,7 @@ def size_bytes(model: nn.Module, bits: int = 32) -> int:
         raise ValueError(f"size_bytes counts plain parameters, and {', '.join(parametrized)} "
                          "have parametrized tensors (weight sharing?). Count a shared layer's "
                          "bytes with deep_compression.encode_layer(...).total_bytes()")
-    return sum(p.numel() for p in model.parameters()) * bits // 8
+    return packed_bytes(sum(p.numel() for p in model.parameters()), bits)
 
 
 @dataclass(frozen=True)

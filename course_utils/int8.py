@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .chain import forward_chain, is_layer, relu_before_pooling, run_step
-from .pruning import serialized_bytes
 from .quantization import uniform_qparams
+from .storage import serialized_bytes
 
 
 def int8_kernels_available() -> bool:
@@ -130,7 +130,8 @@ class Int8Model(nn.Module):
 
     def stored_bytes(self) -> int:
         """Bytes ``torch.save`` writes for what this model needs: int8 weights, their per-channel
-        scales, fp32 biases and the activation scales and zero points."""
+        scales, fp32 biases and the activation scales and zero points. Measured
+        (``storage.serialized_bytes``), with torch's own headers, not modelled."""
         tensors = {}
         for name, q in self.int_weights.items():
             tensors[f"{name}.int8"] = q.int_repr()

@@ -15,13 +15,13 @@ import sys
 import torch
 
 from .cost import LayerCost, alexnet_2012
-
-BYTES_PER_FLOAT32 = 4
+from .storage import FP32_BITS, packed_bytes
 
 
 def activation_bytes(costs: list[LayerCost], batch_size: int) -> list[int]:
     """Bytes of each layer's float32 output at ``batch_size``, from ``layer_costs``' shapes."""
-    return [batch_size * BYTES_PER_FLOAT32 * torch.Size(c.output_shape).numel() for c in costs]
+    return [packed_bytes(batch_size * torch.Size(c.output_shape).numel(), FP32_BITS)
+            for c in costs]
 
 
 def chain_peak_bytes(input_bytes: int, outputs: list[int]) -> int:

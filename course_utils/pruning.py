@@ -9,7 +9,6 @@ the same names that weight sharing and encoding (``deep_compression``) use.
 from __future__ import annotations
 
 import copy
-import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .cost import layer_costs
+from .storage import FP32_BITS, csr_bits, whole_bytes
 from .training import evaluate, fit
 
 Masks = dict[str, torch.Tensor]  # module name: mask
@@ -227,19 +227,13 @@ def model_kept_fraction(model: nn.Module) -> float:
     return sum(int((w != 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
-def csr_bytes(weight: torch.Tensor, index_bits: int = 32, value_bits: int = 32) -> int:
+def csr_bytes(weight: torch.Tensor, index_bits: int = 32, value_bits: int = FP32_BITS) -> int:
     """Bytes of ``weight`` (as a matrix ``(rows, -1)``) in compressed sparse row form:
-    nonzero values, their column indices and ``rows + 1`` row pointers."""
+    nonzero values, their column indices and ``rows + 1`` row pointers (``storage.csr_bits``,
+    row pointers as wide as the indices), rounded up to whole bytes."""
     matrix = weight.detach().reshape(weight.shape[0], -1)
     nnz = int((matrix != 0).sum())
-    return (nnz * (value_bits + index_bits) + (matrix.shape[0] + 1) * index_bits) // 8
-
-
-def serialized_bytes(tensors: dict[str, torch.Tensor]) -> int:
-    """Bytes that ``torch.save`` writes for ``tensors`` (what the file on disk would take)."""
-    buffer = io.BytesIO()
-    torch.save(tensors, buffer)
-    return buffer.getbuffer().nbytes
+    return whole_bytes(csr_bits(matrix.shape[0], nnz, index_bits, value_bits))
 
 
 def sparse_csr(weight: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .pruning import prunable_weights
+from .storage import FP32_BITS, whole_bytes
 from .training import evaluate, fit
 
-CODEBOOK_BITS = 32
+CODEBOOK_BITS = FP32_BITS  # one codebook entry
 
 
 def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -93,6 +94,11 @@ class Quantized:
 
     weight: torch.Tensor
     bits: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the compressed form: its bits rounded up to whole bytes."""
+        return whole_bytes(self.bits)
 
 
 def index_bits(k: int) -> int:

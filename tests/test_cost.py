@@ -14,6 +14,7 @@ from course_utils.cost import (
     linear_cost,
     size_bytes,
 )
+from course_utils.storage import packed_bytes
 from course_utils.timing import inference_seconds, median_seconds
 from course_utils.zoo import build_model
 
@@ -64,6 +65,7 @@ def test_batch_must_be_one():
 def test_size_and_energy():
     assert size_bytes(nn.Linear(10, 10)) == 110 * 4
     assert size_bytes(nn.Linear(10, 10), bits=8) == 110
+    assert size_bytes(nn.Linear(10, 10), bits=3) == 42 == packed_bytes(110, 3)  # 41.25 rounded up
     e = energy_per_inference(params=1_000, macs=10_000, weights_in="dram")
     assert e.compute_uj == pytest.approx(10_000 * (3.7 + 0.9) / 1e6)
     assert e.weights_uj == pytest.approx(1_000 * ENERGY_PJ["dram_read_32bit"] / 1e6)

@@ -6,12 +6,14 @@ from torch import nn
 
 from course_utils.cost import alexnet_2012, layer_costs
 from course_utils.memory import activation_bytes, chain_peak_bytes, measured_forward_growth
+from course_utils.storage import FP32_BITS, packed_bytes
 
 
 def test_activations_of_a_hand_made_chain():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
     outputs = activation_bytes(layer_costs(model), batch_size=2)
     assert outputs == [2 * 4 * 4 * 26 * 26] * 3 + [2 * 4 * 10]
+    assert outputs[-1] == packed_bytes(2 * 10, FP32_BITS)  # batch 2, 10 fp32 outputs each
     # conv: input 2*784*4 + output; ReLU: its input and output, the largest pair
     assert chain_peak_bytes(2 * 784 * 4, outputs) == 2 * 2 * 4 * 4 * 26 * 26
 

@@ -31,6 +31,7 @@ from course_utils.pruning import (
     to_csr_int32,
     with_weights,
 )
+from course_utils.storage import csr_bits, whole_bytes
 from course_utils.zoo import build_model
 
 
@@ -207,6 +208,8 @@ def test_csr_bytes_by_formula_and_layout():
     m = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
     assert csr_bytes(m) == 3 * 8 + 3 * 4
     assert csr_bytes(m, index_bits=16, value_bits=8) == (3 * 24 + 3 * 16) // 8
+    # 5-bit indices and row pointers: 3 * 37 + 3 * 5 = 126 bits, rounded up to 16 bytes
+    assert csr_bytes(m, index_bits=5) == 16 == whole_bytes(csr_bits(2, 3, index_bits=5))
     parts = to_csr_int32(m)
     assert parts["values"].tolist() == [2.0, 1.0, 3.0]
     assert parts["col_indices"].tolist() == [1, 0, 2] and parts["col_indices"].dtype == torch.int32

@@ -23,6 +23,7 @@ from course_utils.quantization import (
     slide_regulariser,
     uniform_qparams,
 )
+from course_utils.storage import FP32_BITS, packed_bytes
 
 
 def test_uniform_qparams_by_hand():
@@ -151,7 +152,7 @@ def test_int8_storage_is_about_a_quarter():
     model = MLP((300, 100))
     q = Int8Model(model, torch.randn(8, 1, 28, 28))
     assert q.int_weights["fc1"].int_repr().dtype == torch.int8
-    fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
+    fp32_bytes = packed_bytes(sum(p.numel() for p in model.parameters()), FP32_BITS)
     assert 3.8 < fp32_bytes / q.stored_bytes() < 4.0
 
 

@@ -100,6 +100,7 @@ def test_kmeans_share_codebook_size_assignment_and_bits():
     assert indices.tolist() == [[1, 1, 0], [2, 2, 0]]
     q = kmeans_quantize(w, 3)
     assert q.bits == 6 * 2 + 3 * 32 and index_bits(3) == 2
+    assert q.nbytes == 14  # 108 bits, rounded up to whole bytes
     assert torch.equal(q.weight, codebook[indices])
 
 

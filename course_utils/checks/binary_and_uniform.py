@@ -12,6 +12,7 @@ import torch
 from ..exercises import Case, check_cases
 from ..quantization import binarize, dequantize, quantize, uniform_qparams
 from ..reference import pretrained
+from ..storage import FP32_BITS, packed_bytes
 
 Quantizer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
 Dequantizer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -108,7 +109,7 @@ def check_ternarize(ternarize: Callable[[torch.Tensor, float], torch.Tensor], se
 
 def reference_uniform_bytes(n_weights: int, bits: int, channels: int) -> int:
     """Packed weights rounded up to whole bytes, plus a 4-byte scale and zero point per channel."""
-    return -(-n_weights * bits // 8) + 8 * channels
+    return packed_bytes(n_weights, bits) + packed_bytes(2 * channels, FP32_BITS)
 
 
 def check_uniform_bytes(uniform_bytes: Callable[[int, int, int], int], seed: int = 0,

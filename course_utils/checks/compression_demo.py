@@ -11,6 +11,7 @@ import torch
 
 from ..compact import MAGIC, CompactFileError, checked_body
 from ..exercises import Case, check_cases
+from ..storage import BITS_PER_BYTE
 
 
 def reference_is_intact(data: bytes) -> bool:
@@ -79,7 +80,7 @@ def check_header(student: Callable[[bytes], tuple], data: bytes,
 
 
 def reference_bits_per_kept_weight(file_bytes: int, masks: dict[str, torch.Tensor]) -> float:
-    return 8 * file_bytes / sum(int(mask.sum()) for mask in masks.values())
+    return BITS_PER_BYTE * file_bytes / sum(int(mask.sum()) for mask in masks.values())
 
 
 def check_bits_per_kept_weight(student: Callable[[int, dict], float], file_bytes: int,

@@ -12,6 +12,7 @@ from torch import nn
 from ..exercises import Case, check_cases
 from ..pruning import Masks, apply_masks, magnitude_mask
 from ..reference import pretrained
+from ..storage import BITS_PER_BYTE, csr_bits
 from ..training import train_step
 
 
@@ -103,7 +104,7 @@ def reference_csr_bytes_relative(weight: torch.Tensor) -> float:
     """CSR bytes with 5-bit relative column indices, 32-bit values and 32-bit row pointers."""
     matrix = weight.detach().reshape(weight.shape[0], -1)  # (rows, columns)
     nonzeros = int((matrix != 0).sum())
-    return (nonzeros * (32 + 5) + (matrix.shape[0] + 1) * 32) / 8
+    return csr_bits(matrix.shape[0], nonzeros, index_bits=5, pointer_bits=32) / BITS_PER_BYTE
 
 
 def check_csr_bytes_relative(csr_bytes_relative: Callable[[torch.Tensor], float], seed: int = 0,
