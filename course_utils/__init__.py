@@ -1,6 +1,7 @@
 """Helpers shared by the dl-course notebooks: one small module per topic.
 
 - ``data``: verified MNIST, splits, normalisation, DataLoaders, one-hot
+- ``targets``: ``mnist_target``, the notebooks' targets, asserted only on the shipped MNIST
 - ``paths``: the project's folders
 - ``models``: LinearNet, MLP, LeNet, the reference LeNet-300-100 and Caffe LeNet-5
 - ``zoo``: every network by name, Part II's included (``build_model``)
@@ -13,6 +14,7 @@
   models
 - ``bench``: figures the notebooks record for ``make bench``
 - ``cost`` and ``timing``: parameters, MACs, bytes, energy; honest latency measurements
+- ``storage``: how many bytes each stored thing takes (packed bits, fp32, CSR; ``torch.save``)
 - ``pruning`` and ``neurons``: weight pruning, sparse storage; group regularisers, smaller layers
 - ``quantization`` and ``int8``: binary and uniform quantization, BinaryConnect's MLP; real int8
   inference
@@ -34,6 +36,7 @@ from .data import DataError, load_mnist, make_loader, make_loaders, one_hot, pre
 from .models import count_parameters
 from .plots import plot_confusion, plot_losses, plot_weight_histograms, show_digits
 from .reference import pretrained
+from .targets import mnist_target
 from .training import (
     confusion_matrix,
     default_device,
@@ -48,7 +51,8 @@ from .zoo import build_model
 
 __all__ = [
     "DataError", "build_model", "confusion_matrix", "count_parameters", "default_device",
-    "evaluate", "fit", "load_mnist", "load_state", "make_loader", "make_loaders", "one_hot",
+    "evaluate", "fit", "load_mnist", "load_state", "make_loader", "make_loaders", "mnist_target",
+    "one_hot",
     "plot_confusion", "plot_losses", "plot_weight_histograms", "predict", "prepare_mnist",
     "pretrained", "record", "save_state", "seed_everything",
     "show_digits", "train_epoch", "train_step",

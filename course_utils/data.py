@@ -32,6 +32,14 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 NUM_CLASSES = 10
+# The MD5 of each uncompressed file of the MNIST shipped in data/mnist (its MD5SUMS): how the course
+# knows that the dataset in use is that MNIST, whatever MD5SUMS another folder carries.
+SHIPPED_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
 RESTORE_HINT = (
     "Restore the shipped files with `git checkout -- data/mnist` (or clone the course again). "
     "The course never downloads data."
@@ -104,6 +112,21 @@ def prepare_mnist(root: str | Path | None = None) -> Path:
     return root
 
 
+def is_shipped_mnist(root: str | Path | None = None) -> bool:
+    """Whether the dataset in ``root`` (else the active one, see :func:`mnist_dir`) is the MNIST
+    the course ships: its four files have the shipped files' MD5s (``SHIPPED_MNIST_MD5``).
+
+    A folder whose ``MD5SUMS`` lists other checksums is another dataset (False at once); one that
+    lists MNIST's has its files verified against them (:func:`prepare_mnist`, which raises
+    :class:`DataError` when a file does not match, as ``load_mnist`` would).
+    """
+    expected = read_checksums(mnist_dir(root) / "MD5SUMS")
+    if any(expected.get(name) != md5 for name, md5 in SHIPPED_MNIST_MD5.items()):
+        return False
+    prepare_mnist(root)
+    return True
+
+
 def torchvision_mnist(train: bool, transform=None,
                       root: str | Path | None = None) -> torchvision.datasets.MNIST:
     """The classic ``torchvision.datasets.MNIST`` over the verified local files (PIL image per
@@ -167,17 +190,20 @@ def split_indices(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, t
     return order[val_size:], order[:val_size]
 
 
-def load_mnist(root: str | Path | None = None, val_size: int = 10_000,
+def load_mnist(root: str | Path | None = None, val_size: int | None = None,
                seed: int = 0) -> MnistSplits:
     """Train/validation/test splits of MNIST.
 
     The 60,000 official training images are shuffled by ``torch.randperm`` seeded with
     ``seed``; the first ``val_size`` of that order form the validation set, the rest the
-    training set. The 10,000 official test images are the test set. All three are
-    normalised with the mean and std of the *training split* alone.
+    training set. By default ``val_size`` is a sixth of the training images: 10,000 of MNIST's
+    60,000, 2,000 of another dataset's 12,000. The 10,000 official test images are the test set.
+    All three are normalised with the mean and std of the *training split* alone.
     """
     full_train = torchvision_mnist(train=True, root=root)
     official_test = torchvision_mnist(train=False, root=root)
+    if val_size is None:
+        val_size = len(full_train) // 6
     train_idx, val_idx = split_indices(len(full_train), val_size, seed)
     train_images = full_train.data[train_idx]
     mean, std = pixel_mean_std(train_images)

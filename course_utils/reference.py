@@ -3,6 +3,9 @@
 ``pretrained("lenet300")`` loads the shipped checkpoint at once. If the file is absent the
 model is trained with its recipe below and cached in ``checkpoints/cache``, so the next call is
 instant (``checkpoints/`` of the course's data folder: ``$COURSE_DATA_DIR``, else ``data/``).
+The shipped checkpoints were trained on the shipped MNIST and are used only on it: on another
+dataset (``$COURSE_MNIST_DIR``) each model is trained on that dataset on first use and cached
+apart.
 Reproduce the shipped files (and their ``SHA256SUMS``) with
 
     python -m course_utils.reference lenet lenet300 lenet5 binaryconnect gap lenet300_pruned lenet5_pruned
@@ -22,7 +25,15 @@ import torch
 from torch import nn
 
 from .checkpoints import load_state, save_state, sha256_file
-from .data import DataError, load_mnist, make_loaders, mnist_dir, read_checksums
+from .data import (
+    DataError,
+    is_shipped_mnist,
+    load_mnist,
+    make_loaders,
+    mnist_dir,
+    read_checksums,
+    torchvision_mnist,
+)
 from .paths import data_dir
 from .pruning import COURSE_SPARSITY, iterative_prune
 from .quantization import clip_weights
@@ -77,11 +88,12 @@ def checkpoint_dir() -> Path:
 
 
 def cache_path(name: str, root: str | Path | None = None) -> Path:
-    """Where ``pretrained`` keeps model ``name`` once it trained it. Trained on a dataset given as
-    ``root``, it goes to a folder of that dataset's own, named by the SHA-256 of its ``MD5SUMS``,
-    so that models of two datasets never mix."""
+    """Where ``pretrained`` keeps model ``name`` once it trained it on the dataset in ``root``
+    (else the active one, see ``data.mnist_dir``). On the shipped MNIST that is
+    ``checkpoints/cache/<name>.pt``; on any other dataset a folder of that dataset's own, named by
+    the SHA-256 of its ``MD5SUMS``, so that models of two datasets never mix."""
     cache = checkpoint_dir() / "cache"
-    if root is None:
+    if is_shipped_mnist(root):
         return cache / f"{name}.pt"
     dataset = hashlib.sha256((mnist_dir(root) / "MD5SUMS").read_bytes()).hexdigest()[:12]
     return cache / dataset / f"{name}.pt"
@@ -122,21 +134,40 @@ def train_reference(name: str, progress: bool = True,
     return model.cpu(), history
 
 
+# Seconds of one epoch over 10,000 training images on a 2-core CPU (a GPU is faster): for the
+# estimate printed before a reference model is trained on another dataset.
+EPOCH_SECONDS_PER_10K = {"lenet": 3, "lenet300": 0.3, "lenet5": 4.5, "binaryconnect": 0.5, "gap": 6}
+
+
+def training_estimate(name: str, train_images: int) -> str:
+    """Roughly how long training ``name`` with its recipe takes on ``train_images`` images."""
+    if name in PRUNE_RECIPES:
+        recipe = PRUNE_RECIPES[name]
+        epochs, architecture = recipe.rounds * recipe.epochs_per_round, recipe.base
+    else:
+        epochs, architecture = RECIPES[name].epochs, name
+    seconds = epochs * train_images / 10_000 * EPOCH_SECONDS_PER_10K[architecture]
+    rough = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 10):.0f} s"
+    return f"{epochs} epochs over {train_images:,} images, about {rough} on a 2-core CPU"
+
+
 def pretrained(name: str, device: torch.device | str | None = None,
                root: str | Path | None = None) -> nn.Module:
-    """Reference model ``name`` with trained weights, in eval mode.
+    """Reference model ``name`` with trained weights, in eval mode, for the dataset in ``root``
+    (else the active one: ``$COURSE_MNIST_DIR``, else the shipped MNIST; see ``data.mnist_dir``).
 
-    Uses the shipped checkpoint (refusing one whose SHA-256 does not match ``SHA256SUMS``),
-    else a cached one, else trains and caches it (about a minute or several, see RECIPES): on the
-    dataset in ``root`` if given (an instructor's own, see ``data.mnist_dir``), cached apart.
-    A shipped checkpoint is used whatever ``root``.
+    On the shipped MNIST it uses the shipped checkpoint (refusing one whose SHA-256 does not match
+    ``SHA256SUMS``). On any other dataset, or when the checkpoint is not shipped, it uses the model
+    cached for that dataset (``cache_path``), else trains it with its recipe (about a minute or
+    several, see RECIPES; the pruned ones from that dataset's base model) and caches it.
     """
     if name not in RECIPES and name not in PRUNE_RECIPES:
         raise ValueError(f"no pretrained model {name!r}; choose one of "
                          f"{sorted(RECIPES) + sorted(PRUNE_RECIPES)}")
     shipped = checkpoint_dir() / f"{name}.pt"
     sums_path = shipped.with_name("SHA256SUMS")
-    if shipped.exists():
+    on_mnist = is_shipped_mnist(root)
+    if on_mnist and shipped.exists():
         expected = read_checksums(sums_path).get(shipped.name)
         actual = sha256_file(shipped)
         if actual != expected:
@@ -149,7 +180,14 @@ def pretrained(name: str, device: torch.device | str | None = None,
     else:
         path = cache_path(name, root)
         if not path.exists():
-            print(f"{shipped.name} is not shipped here: training {name} with its recipe, once ...")
+            if on_mnist:
+                print(f"{shipped.name} is not shipped here: training {name} with its recipe, "
+                      "once ...")
+            else:
+                images = len(torchvision_mnist(train=True, root=root))
+                train_images = images - images // 6  # load_mnist's training split
+                print(f"{name} is trained on the dataset in {mnist_dir(root)} once, then cached in "
+                      f"{path.parent}: {training_estimate(name, train_images)} ...")
             if name in PRUNE_RECIPES:
                 model = prune_reference(name, root)
             else:

@@ -23,7 +23,7 @@ PART_ONE = {
     "course_utils.checks.modules", "course_utils.checks.start_here",
     "course_utils.checks.mnist_data", "course_utils.checks.linear_model", "course_utils.checks.mlp",
     "course_utils.checks.lenet", "course_utils.distributed", "course_utils.ddp_train",
-    "course_utils.checks.data_parallel",
+    "course_utils.checks.data_parallel", "course_utils.targets",
 }
 
 
