@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import os
-import shutil
 from time import perf_counter
 from types import SimpleNamespace
 
@@ -25,7 +24,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from course_utils.maintainer import grading
+from course_utils.maintainer import grading, release
 from course_utils.paths import NOTEBOOKS_DIR, SOURCE_DIR
 
 SOURCES = sorted(SOURCE_DIR.glob("*.ipynb"))
@@ -298,17 +297,16 @@ def broken(tmp_path_factory):
     """One nbgrader run that executes: the reference solutions with the first solution cell
     raising, in every notebook whose grading setup does not train."""
     tmp = tmp_path_factory.mktemp("broken")
-    folder = grading.reference_and_blank(tmp / "submissions", BROKEN_NAMES)
-    shutil.rmtree(folder / grading.BLANK)
-    (folder / grading.REFERENCE).rename(folder / "broken")
+    folder = tmp / "submissions"
+    (folder / "broken").mkdir(parents=True)
     lost = {}
     for name in BROKEN_NAMES:
-        path = folder / "broken" / f"{name}.ipynb"
-        nb = nbformat.read(path, as_version=4)
+        nb = release.instructor_notebook(NOTEBOOKS_DIR / f"{name}.ipynb",
+                                         SOURCE_DIR / f"{name}.ipynb")
         index = first_solution(nb)
         nb.cells[index].source = BROKEN
         lost[name] = checks_of(nb, index)
-        nbformat.write(nb, path)
+        nbformat.write(nb, folder / "broken" / f"{name}.ipynb")
     start = perf_counter()
     rows = grading.grade(folder, None, course=tmp / "course")
     print(f"graded in {perf_counter() - start:.0f} s")
