@@ -94,6 +94,19 @@ def reseal(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def run_resealed(dlcz: Path, digits, file_bytes: bytes, path: Path,
+                 data) -> subprocess.CompletedProcess:
+    """Alter one byte of ``file_bytes`` after its magic, make the CRC-32 valid again, write it to
+    ``path`` and run the C program's logits on 8 digits; it must exit 0 or 1, never crash."""
+    body = bytearray(file_bytes[:-4])
+    body[data.draw(st.integers(4, len(body) - 1))] ^= data.draw(st.integers(1, 255))
+    path.write_bytes(reseal(bytes(body)))
+    result = run(dlcz, "--logits", "--images", digits[1], "-n", 8, "--mean", 0.25, "--std", 0.5,
+                 path)
+    assert result.returncode in (0, 1), result.stderr
+    return result
+
+
 def synthetic(architecture: str, position_bits: int, use_huffman: bool, k: int = 7,
               keep: float = 0.1, seed: int = 0) -> tuple[torch.nn.Module, dict[str, EncodedLayer]]:
     """A random model whose layers keep about ``keep`` of their weights and share ``k`` values,
@@ -399,13 +412,9 @@ def test_fixed_weight_and_bias_out_of_range_are_refused(tmp_path, dlcz, digits):
 @given(st.data())
 def test_fixed_resealed_alterations_are_refused_or_computed_as_by_python(dlcz, digits, tmp_path,
                                                                          data):
-    body = bytearray(deploy.fixed_bytes(tiny_fixed(bits=6, frac=(3, 5, 2)))[:-4])
-    body[data.draw(st.integers(4, len(body) - 1))] ^= data.draw(st.integers(1, 255))
     path = tmp_path / "resealed.dlfx"
-    path.write_bytes(reseal(bytes(body)))
-    result = run(dlcz, "--logits", "--images", digits[1], "-n", 8, "--mean", 0.25, "--std", 0.5,
-                 path)
-    assert result.returncode in (0, 1), result.stderr
+    result = run_resealed(dlcz, digits, deploy.fixed_bytes(tiny_fixed(bits=6, frac=(3, 5, 2))),
+                          path, data)
     try:
         content = deploy.read_fixed(path)
     except ValueError:
@@ -673,30 +682,23 @@ def test_more_digits_than_the_file_holds(dlcz, digits, small_file):
     assert result.returncode == 1 and "holds 64 digits, 65 asked for" in result.stderr
 
 
+@pytest.mark.parametrize("damage, reason", [("an altered byte", "CRC-32|wrong magic"),
+                                            ("a truncation", "CRC-32|cut short")])
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
-def test_any_altered_byte_is_refused(dlcz, digits, small_file, tmp_path, data):
-    original = small_file.read_bytes()
-    offset = data.draw(st.integers(0, len(original) - 1))
-    altered = bytearray(original)
-    altered[offset] ^= data.draw(st.integers(1, 255))
-    path = tmp_path / "altered.dlcz"
-    path.write_bytes(bytes(altered))
+def test_any_damage_is_refused(dlcz, digits, small_file, tmp_path, damage, reason, data):
+    """Any one altered byte (the CRC-32 left as it was), or the file cut short anywhere."""
+    damaged = bytearray(small_file.read_bytes())
+    at = data.draw(st.integers(0, len(damaged) - 1))
+    if damage == "a truncation":
+        del damaged[at:]
+    else:
+        damaged[at] ^= data.draw(st.integers(1, 255))
+    path = tmp_path / "damaged.dlcz"
+    path.write_bytes(bytes(damaged))
     result = run(dlcz, "--images", digits[1], path)
-    assert result.returncode == 1 and re.search("CRC-32|wrong magic", result.stderr), result.stderr
-
-
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.data())
-def test_any_truncation_is_refused(dlcz, digits, small_file, tmp_path, data):
-    original = small_file.read_bytes()
-    length = data.draw(st.integers(0, len(original) - 1))
-    path = tmp_path / "truncated.dlcz"
-    path.write_bytes(original[:length])
-    result = run(dlcz, "--images", digits[1], path)
-    assert result.returncode == 1 and re.search("CRC-32|cut short", result.stderr), result.stderr
+    assert result.returncode == 1 and re.search(reason, result.stderr), result.stderr
 
 
 @settings(max_examples=40, deadline=None,
@@ -706,13 +708,8 @@ def test_resealed_alterations_are_refused_or_computed_as_by_python(dlcz, digits,
                                                                    tmp_path, data):
     """A byte altered and the CRC-32 made valid again reaches the decoder itself: the program
     refuses the file (exit 1) or computes what load_compact computes from it; it never crashes."""
-    body = bytearray(small_file.read_bytes()[:-4])
-    body[data.draw(st.integers(4, len(body) - 1))] ^= data.draw(st.integers(1, 255))
     path = tmp_path / "resealed.dlcz"
-    path.write_bytes(reseal(bytes(body)))
-    result = run(dlcz, "--logits", "--images", digits[1], "-n", 8, "--mean", 0.25, "--std", 0.5,
-                 path)
-    assert result.returncode in (0, 1), result.stderr
+    result = run_resealed(dlcz, digits, small_file.read_bytes(), path, data)
     if result.returncode == 1:
         assert result.stderr.startswith("dlcz: error: ") and result.stdout == ""
         return
